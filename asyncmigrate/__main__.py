@@ -1,0 +1,5 @@
+"""Allow ``python -m asyncmigrate``."""
+
+from .cli import main
+
+main()

@@ -1,0 +1,62 @@
+"""Bridge the sync core and the event loop through SQLAlchemy's greenlets.
+
+Sync code that SQLAlchemy runs through ``AsyncConnection.run_sync`` (or
+:func:`run_sync_in_loop`) executes in a greenlet whose database calls switch
+back to the event loop. From there, :func:`await_in_loop` awaits any
+coroutine in the caller's loop, so sync code can sleep or hand work to a
+thread without blocking the loop.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import anyio
+from sqlalchemy.util import await_only, greenlet_spawn
+
+try:  # SQLAlchemy >= 2.0.?: public helper
+    from sqlalchemy.util.concurrency import in_greenlet as _in_greenlet
+except ImportError:  # pragma: no cover - older SQLAlchemy 2.0
+    def _in_greenlet() -> bool:
+        try:
+            from greenlet import getcurrent
+        except ImportError:
+            return False
+        return bool(getattr(getcurrent(), "__sqlalchemy_greenlet_provider__", False))
+
+
+__all__ = ["await_in_loop", "in_loop_greenlet", "run_sync_in_loop", "sleep", "to_thread"]
+
+T = TypeVar("T")
+
+
+def in_loop_greenlet() -> bool:
+    """True when running sync code that can await in the event loop."""
+    return bool(_in_greenlet())
+
+
+def await_in_loop(awaitable: Awaitable[T]) -> T:
+    """Await ``awaitable`` in the event loop from sync code running in a loop greenlet."""
+    return await_only(awaitable)
+
+
+async def run_sync_in_loop(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Run sync ``fn`` in a greenlet whose blocking points yield to the event loop."""
+    return await greenlet_spawn(fn, *args, **kwargs)
+
+
+def sleep(seconds: float) -> None:
+    """Sleep without blocking the event loop when called from a loop greenlet."""
+    if in_loop_greenlet():
+        await_in_loop(anyio.sleep(seconds))
+    else:
+        time.sleep(seconds)
+
+
+def to_thread(fn: Callable[[], T]) -> T:
+    """Run ``fn`` in a worker thread when in a loop greenlet (so the loop keeps going)."""
+    if in_loop_greenlet():
+        return await_in_loop(anyio.to_thread.run_sync(fn))
+    return fn()

@@ -1,0 +1,35 @@
+"""Events the core reports while it works; only the CLI turns them into output."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal, TypeAlias
+
+__all__ = ["StepEvent", "StepEventHandler"]
+
+
+@dataclass(frozen=True)
+class StepEvent:
+    """One migration step starting, finishing or failing on one database."""
+
+    kind: Literal["started", "finished", "failed"]
+    """Where the step is."""
+    direction: Literal["upgrade", "downgrade"]
+    """Which way the step moves."""
+    revision: str | None
+    """The revision the step runs (a stamp's destination, None for base)."""
+    description: str
+    """A human description, e.g. ``upgrade ae10 -> 27c6, add account table``."""
+    is_stamp: bool = False
+    """True when only the version table moves."""
+    duration: float | None = None
+    """Seconds the step took (finished and failed events)."""
+    error: str | None = None
+    """The one-line error of a failed step."""
+    target: str | None = None
+    """The database (masked URL) or tenant the step ran on, when known."""
+
+
+#: A callable that receives every :class:`StepEvent`.
+StepEventHandler: TypeAlias = Callable[[StepEvent], None]

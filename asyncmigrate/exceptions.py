@@ -1,0 +1,273 @@
+"""Every error asyncmigrate raises, under one root.
+
+The tree::
+
+    AsyncMigrateError
+    ├── ConfigError (ValueError)            bad or missing configuration, bad URL
+    ├── CommandError                        a command used in a way that cannot work
+    │   └── NotAtHeadError                  `check` / `current --check-heads` found work left
+    ├── RevisionError                       the revision graph or a target in it
+    │   ├── InvalidRevisionIdError (ValueError)
+    │   ├── UnknownRevisionError (LookupError)
+    │   │   └── UnknownBranchError
+    │   ├── AmbiguousRevisionError (LookupError)
+    │   ├── MultipleHeadsError
+    │   ├── DuplicateRevisionError
+    │   ├── DuplicateBranchLabelError
+    │   ├── MissingDownRevisionError
+    │   ├── CycleError
+    │   │   └── DependencyCycleError
+    │   ├── RangeNotAncestorError
+    │   ├── AmbiguousWalkError
+    │   └── RelativeRevisionError
+    ├── ScriptError                         a revision file, env.py or template
+    │   └── RevisionFileError               a revision file that cannot be read
+    ├── MigrationError                      a running migration failed
+    │   └── VersionTableError               the version table holds what it should not
+    ├── DatabaseError                       reaching or talking to a database
+    │   ├── ConnectionFailedError (ConnectionError)
+    │   └── LockTimeoutError (TimeoutError)
+    └── NoMigrationContextError (RuntimeError)  `op` / `context` used outside a migration
+
+Errors from drivers and SQLAlchemy are translated at the boundary with
+``raise ... from``, so the original stays available as ``__cause__``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+__all__ = [
+    "AmbiguousRevisionError",
+    "AmbiguousWalkError",
+    "AsyncMigrateError",
+    "CommandError",
+    "ConfigError",
+    "ConnectionFailedError",
+    "CycleError",
+    "DatabaseError",
+    "DependencyCycleError",
+    "DuplicateBranchLabelError",
+    "DuplicateRevisionError",
+    "InvalidRevisionIdError",
+    "LockTimeoutError",
+    "MigrationError",
+    "MissingDownRevisionError",
+    "MultipleHeadsError",
+    "NoMigrationContextError",
+    "NotAtHeadError",
+    "RangeNotAncestorError",
+    "RelativeRevisionError",
+    "RevisionError",
+    "RevisionFileError",
+    "ScriptError",
+    "UnknownBranchError",
+    "UnknownRevisionError",
+    "VersionTableError",
+]
+
+
+class AsyncMigrateError(Exception):
+    """Root of every error asyncmigrate raises on purpose."""
+
+
+class ConfigError(AsyncMigrateError, ValueError):
+    """Configuration is missing, malformed, or names something that does not exist."""
+
+
+class CommandError(AsyncMigrateError):
+    """A command was asked for something it cannot do."""
+
+
+class NotAtHeadError(CommandError):
+    """The database is not at the head revision(s), or models and database differ."""
+
+
+# -- revision graph -----------------------------------------------------------------
+
+
+class RevisionError(AsyncMigrateError):
+    """A problem with the revision graph or a revision target."""
+
+
+class InvalidRevisionIdError(RevisionError, ValueError):
+    """A revision id contains characters the target grammar reserves."""
+
+    def __init__(self, revision: str, characters: Sequence[str]) -> None:
+        self.revision = revision
+        self.characters = tuple(characters)
+        super().__init__(
+            f"Character(s) '{', '.join(sorted(self.characters))}' not allowed in "
+            f"revision identifier '{revision}'"
+        )
+
+
+class UnknownRevisionError(RevisionError, LookupError):
+    """No revision (or branch label) matches an identifier."""
+
+    def __init__(self, identifier: str, message: str | None = None) -> None:
+        self.identifier = identifier
+        super().__init__(message or f"Can't locate revision identified by '{identifier}'")
+
+
+class UnknownBranchError(UnknownRevisionError):
+    """A ``label@...`` target names a branch that does not exist."""
+
+    def __init__(self, label: str) -> None:
+        super().__init__(label, f"No such branch: '{label}'")
+        self.label = label
+
+
+class AmbiguousRevisionError(RevisionError, LookupError):
+    """A partial identifier matches more than one revision."""
+
+    def __init__(self, identifier: str, candidates: Sequence[str]) -> None:
+        self.identifier = identifier
+        self.candidates = tuple(candidates)
+        shown = ", ".join(f"'{c}'" for c in self.candidates[:3])
+        super().__init__(f"Multiple revisions start with '{identifier}': {shown}...")
+
+
+class MultipleHeadsError(RevisionError):
+    """One revision was needed where several heads exist."""
+
+    def __init__(self, heads: Sequence[str], argument: str | None, message: str | None = None):
+        self.heads = tuple(heads)
+        self.argument = argument
+        super().__init__(
+            message
+            or (
+                f"Multiple head revisions are present for given argument '{argument}'; "
+                f"please specify a specific target revision, '<branchname>@{argument}' to "
+                f"narrow to a specific head, or 'heads' for all heads "
+                f"(heads: {', '.join(self.heads)})"
+            )
+        )
+
+
+class DuplicateRevisionError(RevisionError):
+    """Two revision files declare the same revision id."""
+
+    def __init__(self, revision: str, paths: Sequence[str]) -> None:
+        self.revision = revision
+        self.paths = tuple(paths)
+        where = " and ".join(self.paths) if self.paths else "two revisions"
+        super().__init__(f"Revision {revision} is present more than once: {where}")
+
+
+class DuplicateBranchLabelError(RevisionError):
+    """Two revisions declare the same branch label."""
+
+    def __init__(self, label: str, revision: str, other: str) -> None:
+        self.label = label
+        self.revision = revision
+        self.other = other
+        super().__init__(
+            f"Branch name '{label}' in revision {revision} already used by revision {other}"
+        )
+
+
+class MissingDownRevisionError(RevisionError):
+    """A revision names a down_revision or dependency that does not exist."""
+
+    def __init__(self, missing: str, referenced_from: str, kind: str = "down_revision") -> None:
+        self.missing = missing
+        self.referenced_from = referenced_from
+        self.kind = kind
+        super().__init__(
+            f"Revision {missing} referenced as {kind} from revision {referenced_from} "
+            f"is not present"
+        )
+
+
+class CycleError(RevisionError):
+    """The down_revision links form a cycle."""
+
+    kind = "Cycle"
+
+    def __init__(self, revisions: Sequence[str]) -> None:
+        self.revisions = tuple(revisions)
+        super().__init__(f"{self.kind} is detected in revisions ({', '.join(self.revisions)})")
+
+
+class DependencyCycleError(CycleError):
+    """The down_revision and depends_on links together form a cycle."""
+
+    kind = "Dependency cycle"
+
+
+class RangeNotAncestorError(RevisionError):
+    """The two ends of a range are not on one line of descent."""
+
+    def __init__(self, lower: str | None, upper: str | None, message: str | None = None):
+        self.lower = lower
+        self.upper = upper
+        super().__init__(
+            message
+            or f"Revision {lower or 'base'} is not an ancestor of revision {upper or 'base'}"
+        )
+
+
+class AmbiguousWalkError(RevisionError):
+    """A relative target (``+N``/``-N``) would have to choose between branches."""
+
+    def __init__(self, message: str = "Ambiguous walk") -> None:
+        super().__init__(message)
+
+
+class RelativeRevisionError(RevisionError):
+    """A relative target walks past the ends of the graph or makes no sense here."""
+
+
+# -- files ---------------------------------------------------------------------------
+
+
+class ScriptError(AsyncMigrateError):
+    """A revision file, env.py or template cannot be used."""
+
+
+class RevisionFileError(ScriptError):
+    """A revision file cannot be read: a syntax error, or no revision id."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        self.path = path
+        self.reason = reason
+        super().__init__(f"{path}: {reason}")
+
+
+# -- running -------------------------------------------------------------------------
+
+
+class MigrationError(AsyncMigrateError):
+    """A migration step failed; the database was left at the last completed revision."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        revision: str | None = None,
+        direction: str | None = None,
+    ) -> None:
+        self.revision = revision
+        self.direction = direction
+        super().__init__(message)
+
+
+class VersionTableError(MigrationError):
+    """The version table does not hold the rows a step expects."""
+
+
+class DatabaseError(AsyncMigrateError):
+    """A database could not be reached or refused a request."""
+
+
+class ConnectionFailedError(DatabaseError, ConnectionError):
+    """A database server could not be reached, or refused the credentials."""
+
+
+class LockTimeoutError(DatabaseError, TimeoutError):
+    """The migration lock was not acquired within the configured time."""
+
+
+class NoMigrationContextError(AsyncMigrateError, RuntimeError):
+    """``op`` or ``context`` was used where no migration is running in this task."""

@@ -1,0 +1,125 @@
+"""Run env.py inside the caller's event loop.
+
+env.py is ordinary module code. It is executed (compiled once per file
+version) in a greenlet of the running loop, with ``alembic`` imports routed
+to asyncmigrate and ``context`` bound to the command's environment for this
+task only. Inside, database calls over async drivers -- whether env.py opens
+an ``AsyncEngine`` and uses ``run_sync``, or, as Alembic's ``generic``
+template does, a plain ``Engine`` on the (async-mapped) URL -- switch back
+to the loop instead of blocking it. Alembic's ``async`` template calls
+``asyncio.run()``; in env.py that name awaits in the running loop instead.
+Its ``logging.config.fileConfig`` call is applied once per file and process,
+so migrating many tenants does not reconfigure logging each time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging.config
+import os
+import threading
+import types
+from pathlib import Path
+from typing import Any
+
+from .._greenlet import await_in_loop, run_sync_in_loop
+from ..exceptions import ScriptError
+from ..script.loader import routed_builtins
+from .environment import EnvironmentContext
+
+__all__ = ["run_env"]
+
+_CODE_CACHE: dict[tuple[str, int, int], types.CodeType] = {}
+_CACHE_LOCK = threading.Lock()
+_LOGGING_APPLIED: set[tuple[str, int]] = set()
+
+
+def _asyncio_run(main: Any, *, debug: bool | None = None, **_: Any) -> Any:
+    """``asyncio.run`` as env.py sees it: await ``main`` in the already running loop."""
+    return await_in_loop(main)
+
+
+class _EnvAsyncio(types.ModuleType):
+    def __getattr__(self, name: str) -> Any:
+        return getattr(asyncio, name)
+
+
+_ENV_ASYNCIO = _EnvAsyncio("asyncio", asyncio.__doc__)
+_ENV_ASYNCIO.run = _asyncio_run  # type: ignore[attr-defined]
+
+
+def _file_config(fname: Any, defaults: Any = None, disable_existing_loggers: bool = True,
+                 encoding: str | None = None) -> None:
+    """``logging.config.fileConfig`` applied once per file version per process."""
+    try:
+        stat = os.stat(fname)
+        key = (os.path.abspath(fname), stat.st_mtime_ns)
+    except (TypeError, OSError):
+        key = None
+    if key is not None and key in _LOGGING_APPLIED:
+        return
+    logging.config.fileConfig(
+        fname, defaults, disable_existing_loggers=disable_existing_loggers, encoding=encoding
+    )
+    if key is not None:
+        _LOGGING_APPLIED.add(key)
+
+
+class _EnvLoggingConfig(types.ModuleType):
+    def __getattr__(self, name: str) -> Any:
+        return getattr(logging.config, name)
+
+
+_ENV_LOGGING_CONFIG = _EnvLoggingConfig("logging.config", logging.config.__doc__)
+_ENV_LOGGING_CONFIG.fileConfig = _file_config  # type: ignore[attr-defined]
+
+_BASE = routed_builtins()
+
+
+def _env_import(name: str, globals: Any = None, locals: Any = None, fromlist: Any = (),
+                level: int = 0) -> Any:
+    if level == 0:
+        if name == "asyncio":
+            return _ENV_ASYNCIO
+        if name == "logging.config" and fromlist:
+            return _ENV_LOGGING_CONFIG
+    return _BASE["__import__"](name, globals, locals, fromlist, level)
+
+
+_ENV_BUILTINS: dict[str, Any] = {**_BASE, "__import__": _env_import}
+
+
+def _compile(path: Path) -> types.CodeType:
+    try:
+        stat = path.stat()
+    except FileNotFoundError as exc:
+        raise ScriptError(f"No env.py found at {path}") from exc
+    key = (str(path), stat.st_mtime_ns, stat.st_size)
+    with _CACHE_LOCK:
+        code = _CODE_CACHE.get(key)
+    if code is None:
+        source = path.read_bytes()
+        try:
+            code = compile(source, str(path), "exec", dont_inherit=True)
+        except SyntaxError as exc:
+            raise ScriptError(f"{path}: invalid Python syntax at line {exc.lineno}: {exc.msg}") from exc
+        with _CACHE_LOCK:
+            _CODE_CACHE[key] = code
+    return code
+
+
+def _execute(code: types.CodeType, path: Path) -> None:
+    namespace: dict[str, Any] = {
+        "__name__": "env_py",
+        "__file__": str(path),
+        "__builtins__": _ENV_BUILTINS,
+    }
+    exec(code, namespace)
+
+
+async def run_env(environment: EnvironmentContext) -> None:
+    """Execute the script directory's env.py for ``environment`` in the running loop."""
+    path = Path(environment.script.env_py_location)
+    code = _compile(path)
+    with environment:
+        await run_sync_in_loop(_execute, code, path)

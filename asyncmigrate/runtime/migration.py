@@ -1,0 +1,850 @@
+"""The sync migration context: one connection (or SQL buffer), its transactions, its version table.
+
+This is the sync core of the "sync core, async shell" design. It runs inside
+``AsyncConnection.run_sync`` (a greenlet), so every database call it makes
+yields to the event loop.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from typing import TYPE_CHECKING, Any, Literal, TextIO
+
+from sqlalchemy import event, inspect, literal, select, text
+from sqlalchemy.engine import Connection, Dialect, Engine, Transaction
+from sqlalchemy.engine.mock import MockConnection
+from sqlalchemy.engine.url import URL, make_url
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.schema import CreateTable
+from sqlalchemy.sql.expression import Executable
+
+from .._greenlet import await_in_loop, in_loop_greenlet, to_thread
+from ..ddl import impl_for_dialect
+from ..events import StepEvent
+from ..exceptions import CommandError, ConfigError, MigrationError, VersionTableError
+from ..revision.plan import MigrationInfo, MigrationStep, RevisionStep, VersionChange
+from .local import bind_operations
+from .locking import DEFAULT_LOCK_TIMEOUT, MigrationLock, lock_for
+from .pipeline import StatementPipeline
+
+if TYPE_CHECKING:
+    from ..config import Config
+    from ..script import ScriptDirectory
+    from .environment import EnvironmentContext
+
+__all__ = ["MigrationContext", "RunRecord"]
+
+log = logging.getLogger("asyncmigrate.runtime.migration")
+
+# The catalog lookup goes through pg_class (an MVCC read) rather than to_regclass(), which
+# resolves names without a lock and can miss a table another session committed while this
+# transaction was open.
+_PG_VERSION_READ = text(
+    "SELECT query_to_xml(format('SELECT version_num FROM %I.%I', n.nspname, c.relname), "
+    "false, true, '') FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n "
+    "ON n.oid = c.relnamespace WHERE c.relname = :table AND c.relkind IN ('r', 'p') "
+    "AND n.nspname = coalesce(CAST(:schema AS text), current_schema())"
+)
+_PG_XML_VALUE = re.compile(r"<version_num>([^<]*)</version_num>")
+
+#: ``fn(heads, context)`` returns the steps a command wants run against those heads.
+MigrationsFn = Callable[[tuple[str, ...], "MigrationContext"], Iterable[MigrationStep]]
+
+
+class RunRecord:
+    """What one ``run_migrations`` call found and did."""
+
+    def __init__(self) -> None:
+        self.starting_heads: tuple[str, ...] = ()
+        self.final_heads: tuple[str, ...] = ()
+        self.steps: list[MigrationInfo] = []
+        self.durations: list[float] = []
+        self.waited_for_lock: float = 0.0
+        self.ran = False
+
+
+class _ProxyTransaction:
+    """A transaction begun by :meth:`MigrationContext.begin_transaction`."""
+
+    def __init__(self, context: MigrationContext, outer: bool) -> None:
+        self.context = context
+        self.outer = outer
+
+    @property
+    def _transaction(self) -> Transaction | None:
+        return self.context._transaction
+
+    def rollback(self) -> None:
+        """Roll back now."""
+        if self._transaction is not None:
+            self._transaction.rollback()
+            self.context._transaction = None
+
+    def commit(self) -> None:
+        """Commit now."""
+        if self._transaction is not None:
+            self._transaction.commit()
+            self.context._transaction = None
+
+    def __enter__(self) -> _ProxyTransaction:
+        if self.outer:
+            self.context._outer_depth += 1
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        try:
+            transaction = self._transaction
+            if transaction is not None:
+                self.context._transaction = None
+                if exc_type is None and transaction.is_active:
+                    transaction.commit()
+                elif transaction.is_active:
+                    transaction.rollback()
+        finally:
+            if self.outer:
+                self.context._outer_depth -= 1
+                if self.context._outer_depth == 0:
+                    self.context._release_lock()
+
+
+class MigrationContext:
+    """Hold the database side of one migration run.
+
+    It owns the connection (or, offline, the SQL output buffer), the
+    transaction boundaries, the version table and the loop that runs plan
+    steps. What a step changes is the business of the revision's
+    ``upgrade()``/``downgrade()`` through :mod:`asyncmigrate.operations`;
+    how each change becomes SQL is the dialect implementation's.
+    """
+
+    def __init__(
+        self,
+        dialect: Dialect,
+        connection: Connection | None,
+        opts: dict[str, Any],
+        environment_context: EnvironmentContext | None = None,
+    ) -> None:
+        self.environment_context = environment_context
+        self.opts = opts
+        self.dialect = dialect
+        self.script: ScriptDirectory | None = opts.get("script")
+        self.as_sql: bool = bool(opts.get("as_sql", False))
+        self._transaction_per_migration = bool(opts.get("transaction_per_migration", False))
+        self.on_version_apply_callbacks: tuple[Callable[..., Any], ...] = tuple(
+            opts.get("on_version_apply", ()) or ()
+        )
+        self._on_step: Callable[[StepEvent], None] | None = opts.get("on_step")
+        self._transaction: Transaction | None = None
+        self._outer_depth = 0
+        self.output_buffer: TextIO = opts.get("output_buffer") or sys.stdout
+        if self.as_sql:
+            self.connection: Connection | None = self._stdout_connection()
+            self._in_external_transaction = False
+        else:
+            if connection is None:
+                raise CommandError("An online migration needs a connection")
+            self.connection = connection
+            self._in_external_transaction = connection.in_transaction()
+        self._migrations_fn: MigrationsFn | None = opts.get("fn")
+        self.purge = bool(opts.get("purge", False))
+        self.version_table: str = opts.get("version_table", "alembic_version")
+        #: The tenant's schema in a schema-per-tenant set-up (see :mod:`asyncmigrate.tenants`).
+        self.tenant_schema: str | None = opts.get("tenant_schema")
+        if self.tenant_schema is not None:
+            from ..tenants.model import check_identifier
+
+            check_identifier(self.tenant_schema, "schema")
+        self.version_table_schema: str | None = (
+            opts.get("version_table_schema") or self.tenant_schema
+        )
+        self._start_from_rev: str | Sequence[str] | None = opts.get("starting_rev")
+        self.impl = impl_for_dialect(dialect)(
+            dialect,
+            self.connection,
+            self.as_sql,
+            opts.get("transactional_ddl"),
+            self.output_buffer,
+            opts,
+        )
+        probe = opts.get("session_probe")
+        if probe is not None and not self.as_sql and self.connection is not None:
+            probe.record(self.connection)
+        if self._in_external_transaction:
+            self._begin_sqlite_transaction()
+        self._version = self.impl.version_table_impl(
+            version_table=self.version_table,
+            version_table_schema=self.version_table_schema,
+            version_table_pk=opts.get("version_table_pk", True),
+        )
+        self._lock: MigrationLock | None = None
+        self._portals: _PortalSweeper | None = None
+        self._version_table_exists: bool | None = None
+        self.record = RunRecord()
+        # A command's run reads the version table once, up front: when there is
+        # nothing to do, that single query is the whole cost.
+        self._prefetched: tuple[str, ...] | None = None
+        if not self.as_sql and self._migrations_fn is not None and not self.purge:
+            self._prefetched = self._read_version_rows()
+        if self.tenant_schema is not None:
+            self._enter_tenant_schema()
+        log.debug(
+            "Context impl %s; %s DDL%s",
+            type(self.impl).__name__,
+            "transactional" if self.impl.transactional_ddl else "non-transactional",
+            "; generating static SQL" if self.as_sql else "",
+        )
+
+    @classmethod
+    def configure(
+        cls,
+        connection: Connection | None = None,
+        url: str | URL | None = None,
+        dialect_name: str | None = None,
+        dialect: Dialect | None = None,
+        environment_context: EnvironmentContext | None = None,
+        dialect_opts: dict[str, Any] | None = None,
+        opts: dict[str, Any] | None = None,
+    ) -> MigrationContext:
+        """Create a context from a connection, a URL, a dialect name or a dialect."""
+        opts = dict(opts or {})
+        if connection is not None:
+            if isinstance(connection, Engine):
+                raise CommandError(
+                    f"'connection' argument to configure() is expected to be a "
+                    f"sqlalchemy.engine.Connection instance, got {connection!r}"
+                )
+            if hasattr(connection, "sync_connection"):
+                raise CommandError(
+                    "configure() needs a sync Connection; inside env.py, run the migration "
+                    "through `await connection.run_sync(do_run_migrations)`"
+                )
+            dialect = connection.dialect
+        elif url is not None:
+            dialect = make_url(url).get_dialect()(**(dialect_opts or {}))
+        elif dialect_name is not None:
+            dialect = make_url(f"{dialect_name}://").get_dialect()(**(dialect_opts or {}))
+        elif dialect is None:
+            raise CommandError("Connection, url, or dialect_name is required.")
+        return cls(dialect, connection, opts, environment_context)
+
+    # -- connection and output -------------------------------------------------------
+
+    def _stdout_connection(self) -> Connection:
+        def dump(construct: Any, *multiparams: Any, **params: Any) -> None:
+            self.impl._exec(construct)
+
+        return MockConnection(self.dialect, dump)  # type: ignore[return-value]
+
+    @property
+    def bind(self) -> Connection | None:
+        """The connection migrations run on (a mock that renders SQL offline)."""
+        return self.connection
+
+    @property
+    def config(self) -> Config | None:
+        """The :class:`~asyncmigrate.Config` of the environment, if any."""
+        return self.environment_context.config if self.environment_context else None
+
+    def execute(
+        self, sql: Executable | str, execution_options: dict[str, Any] | None = None
+    ) -> None:
+        """Execute a statement online, or write it to the SQL output offline."""
+        self.impl._exec(sql, execution_options)
+
+    # -- transactions -----------------------------------------------------------------
+
+    def _safe_begin(self) -> Transaction:
+        assert self.connection is not None
+        transaction = self.connection.get_transaction() or self.connection.begin()
+        self._begin_sqlite_transaction()
+        return transaction
+
+    def _begin_sqlite_transaction(self) -> None:
+        """Open the SQLite transaction for real, so DDL inside it can be rolled back.
+
+        The sqlite3 module begins a transaction only before DML; DDL before
+        that would commit on its own. An explicit BEGIN makes the whole step
+        (or the caller's shared transaction) atomic.
+        """
+        if self.dialect.name != "sqlite" or not self.impl.transactional_ddl:
+            return
+        assert self.connection is not None
+        raw = self.connection.connection.driver_connection
+        if raw is not None and not getattr(raw, "in_transaction", True):
+            worker = _aiosqlite_worker(self.connection)
+            if worker is not None:  # one hand-off to the worker thread, not a cursor's four
+                await_in_loop(worker._execute(lambda: worker._conn.execute("BEGIN")))
+            else:
+                self.connection.exec_driver_sql("BEGIN")
+
+    def begin_transaction(self, _per_migration: bool = False) -> AbstractContextManager[Any]:
+        """Begin the logical transaction around a run (or, internally, one migration).
+
+        With transactional DDL it is a real transaction around the whole run,
+        unless ``transaction_per_migration`` moves it around each migration.
+        Without transactional DDL each migration is committed on its own.
+        Offline it writes ``BEGIN``/``COMMIT``. Inside a caller's own
+        transaction it does nothing: the caller commits.
+        """
+        outer = not _per_migration
+        if self._in_external_transaction:
+            return _OuterMarker(self) if outer else nullcontext()
+        if self.impl.transactional_ddl:
+            now = _per_migration == self._transaction_per_migration
+        else:
+            now = _per_migration
+        if not now:
+            return _OuterMarker(self) if outer else nullcontext()
+        if not self.impl.transactional_ddl:
+            if self.as_sql or self._transaction is not None:
+                return nullcontext()
+            self._transaction = self._safe_begin()
+            return _ProxyTransaction(self, outer)
+        if self.as_sql:
+            return self._offline_transaction(outer)
+        self._transaction = self._safe_begin()
+        return _ProxyTransaction(self, outer)
+
+    @contextmanager
+    def _offline_transaction(self, outer: bool) -> Iterator[None]:
+        self.impl.emit_begin()
+        yield
+        self.impl.emit_commit()
+
+    @contextmanager
+    def autocommit_block(self) -> Iterator[None]:
+        """Run the block outside any transaction (e.g. ``CREATE INDEX CONCURRENTLY``).
+
+        The migration's transaction so far is committed first, and a new one
+        begins after the block.
+        """
+        in_transaction = self._transaction is not None
+        if self.impl.transactional_ddl and self.as_sql:
+            self.impl.emit_commit()
+        elif in_transaction:
+            assert self._transaction is not None
+            self._transaction.commit()
+            self._transaction = None
+        base = self.connection
+        fake: Transaction | None = None
+        current_level: Any = None
+        if not self.as_sql:
+            assert base is not None
+            if base.in_transaction():
+                base.commit()
+            current_level = base.get_isolation_level()
+            self.connection = self.impl.connection = base.execution_options(
+                isolation_level="AUTOCOMMIT"
+            )
+            fake = self.connection.begin()
+        try:
+            yield
+        finally:
+            if not self.as_sql:
+                assert self.connection is not None
+                assert base is not None
+                if fake is not None and fake.is_active:
+                    fake.commit()
+                self.connection.execution_options(isolation_level=current_level)
+                self.connection = self.impl.connection = base
+            if self.impl.transactional_ddl and self.as_sql:
+                self.impl.emit_begin()
+            elif in_transaction:
+                assert self.connection is not None
+                self._transaction = self.connection.begin()
+
+    def _enter_tenant_schema(self) -> None:
+        """Make the tenant's schema the default for unqualified names (PostgreSQL search_path).
+
+        The setting is committed right away (outside any migration
+        transaction) so it holds for the whole session whatever later rolls
+        back; each tenant sets its own, so pooled connections never carry a
+        stale one into another tenant's run.
+        """
+        schema = self.tenant_schema
+        assert schema is not None
+        name = self.dialect.name
+        if name == "postgresql":
+            use = "SET search_path TO {}"
+        elif name in ("mysql", "mariadb"):
+            use = "USE {}"
+        else:
+            raise ConfigError(
+                f"A schema per tenant needs PostgreSQL or MySQL/MariaDB, not {name}"
+            )
+        quoted = self.dialect.identifier_preparer.quote_identifier(schema)
+        if self.as_sql:
+            self.impl.static_output(use.format(quoted) + self.impl.command_terminator)
+            return
+        assert self.connection is not None
+        if self.opts.get("create_schema") and not self.opts.get("dont_mutate"):
+            create = "CREATE SCHEMA IF NOT EXISTS {}" if name == "postgresql" else (
+                "CREATE DATABASE IF NOT EXISTS {}"
+            )
+            self.connection.exec_driver_sql(create.format(quoted))
+        self.connection.exec_driver_sql(use.format(quoted))
+        if not self._in_external_transaction:
+            self.connection.commit()
+
+    # -- the version table -------------------------------------------------------------
+
+    def _has_version_table(self) -> bool:
+        assert self.connection is not None
+        return inspect(self.connection).has_table(self.version_table, self.version_table_schema)
+
+    def _ensure_version_table(self, purge: bool = False) -> None:
+        assert self.connection is not None
+        scope: AbstractContextManager[Any] = (
+            nullcontext() if self.connection.in_transaction() else self.connection.begin()
+        )
+        with scope:
+            if self._version_table_exists is None:
+                self._version_table_exists = self._has_version_table()
+            if not self._version_table_exists:
+                self.impl._exec(CreateTable(self._version))
+                self._version_table_exists = True
+            if purge:
+                self.connection.execute(self._version.delete())
+
+    def get_current_heads(self) -> tuple[str, ...]:
+        """Return the revision ids in the version table (``()`` when there is none).
+
+        Offline, the ``starting_rev`` given to the command stands in for the table.
+        """
+        if self.as_sql:
+            start = self._start_from_rev
+            if start is None or start == "base":
+                return ()
+            ids: list[str] = [start] if isinstance(start, str) else list(start)
+            if self.script is None:
+                return tuple(ids)
+            heads = []
+            for rev in ids:
+                if rev in (None, "base"):
+                    continue
+                found = self.script.get_revision(rev)
+                if found is not None:
+                    heads.append(found.revision)
+            return tuple(heads)
+        if self._start_from_rev:
+            raise CommandError(
+                "Can't specify current_rev to context when using a database connection"
+            )
+        if self._prefetched is not None:
+            prefetched, self._prefetched = self._prefetched, None
+            return prefetched
+        return self._read_version_rows()
+
+    def _read_version_rows(self) -> tuple[str, ...]:
+        """Read the version table, noting whether it exists; one query where the dialect allows."""
+        assert self.connection is not None
+        query = select(self._version.c.version_num)
+        if self.dialect.name == "postgresql":
+            rows = self._read_version_rows_postgresql()
+        elif self.dialect.name == "sqlite" and _aiosqlite_worker(self.connection) is not None:
+            rows = self._read_version_rows_sqlite()
+        elif self._in_external_transaction or self.connection.in_transaction():
+            if not self._has_version_table():
+                self._version_table_exists = False
+                return ()
+            rows = tuple(row[0] for row in self.connection.execute(query))
+        else:
+            # One query; a missing table is the only expected failure.
+            try:
+                rows = tuple(row[0] for row in self.connection.execute(query))
+            except DBAPIError:
+                self.connection.rollback()
+                if self._has_version_table():
+                    raise
+                self._version_table_exists = False
+                return ()
+        self._version_table_exists = rows is not None
+        return rows or ()
+
+    def _read_version_rows_sqlite(self) -> tuple[str, ...] | None:
+        """Read the version rows in one hand-off to aiosqlite's thread; None: no table."""
+        assert self.connection is not None
+        worker = _aiosqlite_worker(self.connection)
+        assert worker is not None
+        preparer = self.dialect.identifier_preparer
+        schema = preparer.quote_schema(self.version_table_schema or "main")
+        name = preparer.format_table(self._version)
+
+        def read() -> tuple[str, ...] | None:
+            raw = worker._conn
+            found = raw.execute(
+                f"SELECT 1 FROM {schema}.sqlite_master WHERE type = 'table' AND name = ?",
+                (self.version_table,),
+            ).fetchone()
+            if found is None:
+                return None
+            return tuple(row[0] for row in raw.execute(f"SELECT version_num FROM {name}"))
+
+        result: tuple[str, ...] | None = await_in_loop(worker._execute(read))
+        return result
+
+    def _read_version_rows_postgresql(self) -> tuple[str, ...] | None:
+        """Read the version rows in one statement that cannot fail on a missing table.
+
+        The catalog finds the table (or not); ``query_to_xml`` reads it only if
+        it exists. None means there is no table.
+        """
+        assert self.connection is not None
+        row = self.connection.execute(
+            _PG_VERSION_READ, {"table": self.version_table, "schema": self.version_table_schema}
+        ).first()
+        if row is None:
+            return None
+        return tuple(_PG_XML_VALUE.findall(row[0] or ""))
+
+    def get_current_revision(self) -> str | None:
+        """Return the single current revision, or None.
+
+        :raises CommandError: when the table holds several heads.
+        """
+        heads = self.get_current_heads()
+        if len(heads) > 1:
+            raise CommandError(
+                f"Version table '{self.version_table}' has more than one head present; "
+                f"please use get_current_heads()"
+            )
+        return heads[0] if heads else None
+
+    def _apply_version_change(self, change: VersionChange) -> None:
+        pipeline = self.impl.pipeline
+        if pipeline is not None and pipeline.batches:
+            # Queued with the step's DDL: plain SQL, no per-tenant compilation.
+            pipeline.add_sql(self._version_sql(change))
+            return
+        table = self._version
+        col = table.c.version_num
+        if change.kind == "insert":
+            self.impl._exec(table.insert().values(version_num=literal(change.new)))
+            return
+        if change.kind == "delete":
+            stmt: Executable = table.delete().where(col == literal(change.old))
+            expected = f"deleting '{change.old}'"
+        else:
+            stmt = (
+                table.update()
+                .values(version_num=literal(change.new))
+                .where(col == literal(change.old))
+            )
+            expected = f"updating '{change.old}' to '{change.new}'"
+        result = self.impl._exec(stmt)
+        if (
+            result is not None
+            and not self.as_sql
+            and self.dialect.supports_sane_rowcount
+            and result.rowcount != 1
+        ):
+            raise VersionTableError(
+                f"Online migration expected to match one row when {expected} in "
+                f"'{self.version_table}'; {result.rowcount} found"
+            )
+
+    def _version_sql(self, change: VersionChange) -> str:
+        """The SQL of a version-row change, values inlined (for a pipelined step)."""
+        name = self.dialect.identifier_preparer.format_table(self._version)
+
+        def quoted(value: str | None) -> str:
+            return "'" + (value or "").replace("'", "''") + "'"
+
+        if change.kind == "insert":
+            return f"INSERT INTO {name} (version_num) VALUES ({quoted(change.new)})"
+        if change.kind == "delete":
+            return f"DELETE FROM {name} WHERE version_num = {quoted(change.old)}"
+        return (
+            f"UPDATE {name} SET version_num = {quoted(change.new)} "
+            f"WHERE version_num = {quoted(change.old)}"
+        )
+
+    def stamp(self, script_directory: ScriptDirectory, revision: str) -> None:
+        """Make the version table say ``revision`` without running migrations."""
+        from ..revision.plan import stamp_plan
+
+        heads = self.get_current_heads()
+        if not self.as_sql and not heads:
+            self._ensure_version_table()
+        current = set(heads)
+        for step in stamp_plan(script_directory.graph, revision, heads):
+            for change in step.advance(current):
+                self._apply_version_change(change)
+
+    # -- locking -------------------------------------------------------------------------
+
+    def _lock_wanted(self) -> bool:
+        return (
+            not self.as_sql
+            and bool(self.opts.get("lock", False))
+            and not self.opts.get("dont_mutate", False)
+        )
+
+    def _acquire_lock(self) -> None:
+        assert self.connection is not None
+        if (
+            self._transaction is None
+            and not self._in_external_transaction
+            and self.connection.in_transaction()
+        ):
+            # End the read that found work to do, so the next read sees other
+            # migrators' commits (MySQL's repeatable-read snapshot would not).
+            self.connection.commit()
+        lock = lock_for(self.connection, self.version_table, self.version_table_schema)
+        started = time.perf_counter()
+        lock.acquire(
+            self.connection,
+            float(self.opts.get("lock_timeout", DEFAULT_LOCK_TIMEOUT)),
+            in_transaction=self._in_external_transaction,
+        )
+        self.record.waited_for_lock = time.perf_counter() - started
+        self._lock = lock
+
+    def _release_lock(self) -> None:
+        lock, self._lock = self._lock, None
+        if lock is None or not lock.held or self.connection is None:
+            return
+        try:
+            if (
+                not self._in_external_transaction
+                and self._transaction is None
+                and self.connection.in_transaction()
+            ):
+                self.connection.rollback()
+            lock.release(self.connection)
+            if not self._in_external_transaction and self.connection.in_transaction():
+                self.connection.commit()
+        except Exception:  # pragma: no cover - the session lock dies with the connection
+            log.warning("Could not release the migration lock on %s", lock.describe(), exc_info=True)
+
+    # -- running --------------------------------------------------------------------------
+
+    def _plan(self, heads: tuple[str, ...]) -> list[MigrationStep]:
+        assert self._migrations_fn is not None
+        return list(self._migrations_fn(heads, self))
+
+    def run_migrations(self, **kw: Any) -> None:
+        """Run the steps the command asked for against the current heads.
+
+        Each step runs its migration and writes its version rows in the same
+        transaction (per run or per migration); ``on_version_apply``
+        callbacks and step events follow each step.
+        """
+        if self._migrations_fn is None:
+            raise CommandError("This context was configured without a command to run")
+        record = self.record
+        record.ran = True
+        self.impl.start_migrations()
+        pipeline = None
+        if not self.as_sql and self.connection is not None and self.opts.get("pipeline", True):
+            pipeline = StatementPipeline.for_connection(
+                self.connection, self.opts.get("compiled_cache")
+            )
+            self.impl.pipeline = pipeline
+        self._portals = None if self.as_sql else _PortalSweeper.for_connection(self.connection)
+        try:
+            if self.purge:
+                if self.as_sql:
+                    raise CommandError("Can't use --purge with --sql mode")
+                self._ensure_version_table(purge=True)
+                heads: tuple[str, ...] = ()
+            else:
+                heads = self.get_current_heads()
+            steps = self._plan(heads)
+            if steps and self._lock_wanted():
+                self._acquire_lock()
+                heads = self.get_current_heads()
+                steps = self._plan(heads)
+            record.starting_heads = heads
+            if (
+                steps
+                and not self.as_sql
+                and not heads
+                and not self.opts.get("dont_mutate", False)
+            ):
+                self._ensure_version_table()
+            self._preload(steps)
+            current = set(heads)
+            for step in steps:
+                self._run_step(step, current, kw)
+            record.final_heads = tuple(sorted(current))
+        except BaseException:
+            if pipeline is not None:
+                pipeline.discard()
+            raise
+        finally:
+            if self._portals is not None:
+                self._portals.close()
+                self._portals = None
+            if pipeline is not None:
+                self.impl.pipeline = None
+                pipeline.close()
+            if self._outer_depth == 0:
+                self._release_lock()
+
+    def _preload(self, steps: Sequence[MigrationStep]) -> None:
+        """Import the revision files a plan needs in a worker thread, off the event loop."""
+        from ..script import Script
+
+        pending = [
+            s.revision
+            for s in steps
+            if isinstance(s, RevisionStep)
+            and isinstance(s.revision, Script)
+            and not s.revision.is_loaded
+        ]
+        if pending:
+            to_thread(lambda: [script.module for script in pending])
+
+    def _run_step(self, step: MigrationStep, current: set[str], kw: dict[str, Any]) -> None:
+        info = step.info
+        direction: Literal["upgrade", "downgrade"] = "upgrade" if step.is_upgrade else "downgrade"
+        revision = (
+            step.revision.revision
+            if isinstance(step, RevisionStep)
+            else (info.destination_revision_ids[0] if info.destination_revision_ids else None)
+        )
+        description = _describe(step)
+        self._emit(StepEvent("started", direction, revision, description, info.is_stamp))
+        started = time.perf_counter()
+        try:
+            with self.begin_transaction(_per_migration=True):
+                if self.as_sql and not current:
+                    self.impl._exec(CreateTable(self._version))
+                log.info("Running %s", description)
+                if self.as_sql:
+                    self.impl.static_output(f"-- Running {description}")
+                pipeline = self.impl.pipeline
+                if isinstance(step, RevisionStep):
+                    module = step.revision.module  # type: ignore[attr-defined]
+                    fn = module.upgrade if step.is_upgrade else module.downgrade
+                    from ..operations import Operations
+
+                    if pipeline is not None:
+                        pipeline.begin_step((step.revision.revision, direction, module))
+                    with bind_operations(Operations(self)):
+                        fn(**kw)
+                    if self._portals is not None:
+                        self._portals.sweep(self.connection)
+                for change in step.advance(current):
+                    self._apply_version_change(change)
+                if pipeline is not None:
+                    pipeline.end_step()
+        except Exception as exc:
+            if self.impl.pipeline is not None:
+                self.impl.pipeline.discard()
+            elapsed = time.perf_counter() - started
+            message = f"{description} failed: {type(exc).__name__}: {_first_line(exc)}"
+            self._emit(
+                StepEvent("failed", direction, revision, description, info.is_stamp, elapsed, message)
+            )
+            if isinstance(exc, MigrationError):
+                raise
+            raise MigrationError(message, revision=revision, direction=direction) from exc
+        elapsed = time.perf_counter() - started
+        self.record.steps.append(info)
+        self.record.durations.append(elapsed)
+        for callback in self.on_version_apply_callbacks:
+            callback(ctx=self, step=info, heads=set(current), run_args=kw)
+        self._emit(StepEvent("finished", direction, revision, description, info.is_stamp, elapsed))
+
+    def _emit(self, event: StepEvent) -> None:
+        if self._on_step is not None:
+            self._on_step(event)
+
+
+class _PortalSweeper:
+    """Close the portals of server-side cursors a migration step left open (PostgreSQL, asyncpg).
+
+    A revision that reads with ``yield_per`` (or ``stream_results``) gets a
+    server-side cursor. psycopg2 closes its named cursor when the result is
+    closed; SQLAlchemy's asyncpg cursor only drops its reference, and the
+    portal stays open to the end of the transaction -- where PostgreSQL then
+    refuses ``ALTER TABLE`` on the tables it read ("being used by active
+    queries in this session"). With one transaction per run, a later
+    migration fails that runs under Alembic. So a step that opened such a
+    cursor ends with ``CLOSE ALL`` (one statement, only then).
+    """
+
+    def __init__(self, connection: Connection) -> None:
+        self.connection = connection
+        self.opened = False
+        event.listen(connection, "after_cursor_execute", self._after_execute)
+
+    @classmethod
+    def for_connection(cls, connection: Connection | None) -> _PortalSweeper | None:
+        """Return a sweeper for a PostgreSQL connection over asyncpg, else None."""
+        if connection is None:
+            return None
+        dialect = connection.dialect
+        if dialect.name != "postgresql" or dialect.driver != "asyncpg":
+            return None
+        return cls(connection)
+
+    def _after_execute(self, conn: Connection, cursor: Any, statement: Any, parameters: Any,
+                       context: Any, executemany: bool) -> None:
+        if context is not None and getattr(context, "_is_server_side", False):
+            self.opened = True
+
+    def sweep(self, connection: Connection | None) -> None:
+        """Close every open portal when the step opened a server-side cursor."""
+        if self.opened and connection is not None:
+            self.opened = False
+            connection.exec_driver_sql("CLOSE ALL")
+
+    def close(self) -> None:
+        """Stop watching the connection."""
+        if event.contains(self.connection, "after_cursor_execute", self._after_execute):
+            event.remove(self.connection, "after_cursor_execute", self._after_execute)
+
+
+class _OuterMarker:
+    """Track the env.py-level ``begin_transaction`` when it opens no transaction itself."""
+
+    def __init__(self, context: MigrationContext) -> None:
+        self.context = context
+
+    def __enter__(self) -> None:
+        self.context._outer_depth += 1
+
+    def __exit__(self, *exc: Any) -> None:
+        self.context._outer_depth -= 1
+        if self.context._outer_depth == 0:
+            self.context._release_lock()
+
+
+def _aiosqlite_worker(connection: Connection | None) -> Any:
+    """The aiosqlite connection under ``connection`` when statements can run in its thread."""
+    if connection is None or connection.dialect.driver != "aiosqlite" or not in_loop_greenlet():
+        return None
+    worker = getattr(connection.connection.dbapi_connection, "_connection", None)
+    if worker is None or not hasattr(worker, "_execute") or not hasattr(worker, "_conn"):
+        return None
+    return worker
+
+
+def _describe(step: MigrationStep) -> str:
+    if isinstance(step, RevisionStep):
+        # The message's first paragraph may span lines; events and errors are one line.
+        doc = " ".join(getattr(step.revision, "doc", "").split())
+        return f"{step}{', ' + doc if doc else ''}"
+    return str(step)
+
+
+def _first_line(exc: BaseException) -> str:
+    """One line describing ``exc``; for a database error, the statement that failed too."""
+    text = str(exc).strip()
+    statement = None
+    if isinstance(exc, DBAPIError) and exc.orig is not None:
+        text = str(exc.orig).strip()
+        statement = " ".join((exc.statement or "").split())
+    line = text.splitlines()[0] if text else type(exc).__name__
+    if statement:
+        shown = statement if len(statement) <= 120 else statement[:117] + "..."
+        line += f" [SQL: {shown}]"
+    return line

@@ -1,0 +1,399 @@
+"""Send a migration step's statements to the database together, and share compiled DDL.
+
+Round trips are the cost of migrating: SQLAlchemy's asyncpg driver prepares
+every statement before running it (two round trips each), and aiosqlite
+hands every statement to its worker thread and back. A step that creates a
+table, an index and moves its version row pays that six times.
+
+A :class:`StatementPipeline` queues what needs no answer -- DDL, and
+statements whose values are rendered inline, such as version-row updates --
+and sends the queue at once inside SQLAlchemy's own transaction:
+
+* PostgreSQL over asyncpg: one simple-protocol batch, one round trip;
+* SQLite over aiosqlite: one hand-off to the connection's worker thread;
+* other databases: statements run one by one as they come (only the
+  compiled-SQL sharing below applies).
+
+It sends (flushes) before anything else reaches the connection: any
+statement run through SQLAlchemy (queries, ``op.get_bind().execute()``,
+savepoints), a commit, and the end of every migration step, so events,
+callbacks and errors still belong to the right step. A rollback drops the
+queue. In autocommit mode (``autocommit_block``) nothing is queued: such
+statements must run one by one, outside a transaction block.
+
+Compiled SQL can be shared: a fan-out hands every tenant's pipeline one
+:class:`CompiledCache`, so a thousand tenants running the same revision do
+not compile the same DDL a thousand times. Sharing rests on the step being
+tenant-independent: the SQL of a step's N-th statement is reused only while
+that step has not queried the database and has not looked at what differs
+per tenant (``context.tenant``, ``context.config``, ``op.get_context()``), for
+the same revision and direction, dialect and server version -- and only if
+a cheap fingerprint (statement kind, table, column names) still matches.
+Describing a construct fully costs as much as compiling it, so the guard is
+the step's independence, not the fingerprint.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import CompileError, DBAPIError
+from sqlalchemy.sql.ddl import BaseDDLElement
+from sqlalchemy.sql.dml import UpdateBase
+from sqlalchemy.sql.elements import ClauseElement, TextClause
+from sqlalchemy.sql.expression import Executable
+from sqlalchemy.sql.schema import DefaultGenerator
+from sqlalchemy.sql.selectable import Select
+
+from .._greenlet import await_in_loop, in_loop_greenlet
+
+__all__ = ["CompiledCache", "StatementPipeline"]
+
+log = logging.getLogger(__name__)
+
+
+class CompiledCache:
+    """SQL compiled for one run's tenants, shared across them (see the module docstring)."""
+
+    def __init__(self) -> None:
+        self._entries: dict[tuple[Any, ...], str] = {}
+        self.hits = 0
+        self.misses = 0
+
+    def get(self, key: tuple[Any, ...]) -> str | None:
+        sql = self._entries.get(key)
+        if sql is None:
+            self.misses += 1
+        else:
+            self.hits += 1
+        return sql
+
+    def put(self, key: tuple[Any, ...], sql: str) -> None:
+        self._entries[key] = sql
+
+
+def _fingerprint(construct: ClauseElement) -> tuple[Any, ...]:
+    """A cheap sanity check on a shared statement: its kind, table and columns.
+
+    Sharing rests on the step being tenant-independent (see the module
+    docstring); this only guards against a step whose output changes anyway.
+    """
+    if isinstance(construct, TextClause):
+        return ("text", construct.text)
+    element = getattr(construct, "element", None)
+    table = getattr(element, "table", element) if element is not None else getattr(construct, "table", None)
+    columns = getattr(table, "columns", None)
+    names = tuple(c.name for c in columns) if columns is not None else ()
+    return (
+        type(construct).__name__,
+        getattr(table, "fullname", None) or getattr(element, "name", None),
+        names,
+        getattr(construct, "column_name", None) or getattr(getattr(construct, "column", None), "name", None),
+    )
+
+
+class _Transport:
+    """How queued statements reach the database."""
+
+    batches = True
+
+    def __init__(self, connection: Connection) -> None:
+        self.connection = connection
+
+    def autocommit(self) -> bool:
+        return False
+
+    def send(self, batch: list[str]) -> None:
+        raise NotImplementedError
+
+
+class _AsyncpgTransport(_Transport):
+    """One simple-protocol batch on the asyncpg connection, in SQLAlchemy's transaction."""
+
+    def autocommit(self) -> bool:
+        adapter = self.connection.connection.dbapi_connection
+        return getattr(adapter, "isolation_level", None) == "autocommit"
+
+    def send(self, batch: list[str]) -> None:
+        adapter: Any = self.connection.connection.dbapi_connection
+        text = ";\n".join(batch)
+
+        async def run() -> None:
+            async with adapter._execute_mutex:
+                if adapter._transaction is None and adapter.isolation_level != "autocommit":
+                    await adapter._start_transaction()
+                await adapter._connection.execute(text)
+
+        try:
+            await_in_loop(run())
+        except Exception as exc:
+            _reraise(self.connection, adapter, batch, exc)
+
+
+class _AiosqliteTransport(_Transport):
+    """One hand-off to aiosqlite's worker thread that runs every statement there."""
+
+    def autocommit(self) -> bool:
+        adapter = self.connection.connection.dbapi_connection
+        return getattr(adapter, "isolation_level", "") is None
+
+    def send(self, batch: list[str]) -> None:
+        adapter: Any = self.connection.connection.dbapi_connection
+        worker = adapter._connection  # the aiosqlite.Connection
+
+        def run_all() -> None:
+            raw = worker._conn  # the sqlite3.Connection, used in its own thread
+            for statement in batch:
+                raw.execute(statement)
+
+        try:
+            await_in_loop(worker._execute(run_all))
+        except Exception as exc:
+            _reraise(self.connection, adapter, batch, exc)
+
+
+class _ImmediateTransport(_Transport):
+    """No batching: each statement runs as it comes (its compiled SQL may be shared)."""
+
+    batches = False
+
+    def __init__(self, connection: Connection, pipeline: StatementPipeline) -> None:
+        super().__init__(connection)
+        self._pipeline = pipeline
+
+    def send(self, batch: list[str]) -> None:
+        for statement in batch:
+            with self._pipeline.own_execution():
+                self.connection.exec_driver_sql(statement)
+
+
+class StatementPipeline:
+    """Queue a step's answer-less statements and send them together.
+
+    It owns the queue and the connection events that keep it in order; what
+    to queue is decided per statement by :meth:`accept`; how the queue
+    reaches the database is a transport's business.
+    """
+
+    def __init__(
+        self, connection: Connection, cache: CompiledCache | None = None, transport: str = "asyncpg"
+    ) -> None:
+        self.connection = connection
+        self._pending: list[str] = []
+        self._closed = False
+        self._cache = cache
+        self._step: tuple[Any, ...] | None = None
+        self._ordinal = 0
+        self._static = False
+        self._own = False
+        self._transport: _Transport
+        if transport == "asyncpg":
+            self._transport = _AsyncpgTransport(connection)
+        elif transport == "aiosqlite":
+            self._transport = _AiosqliteTransport(connection)
+        else:
+            self._transport = _ImmediateTransport(connection, self)
+        self.sent_batches = 0
+        self.statements = 0
+        event.listen(connection, "before_cursor_execute", self._before_execute)
+        event.listen(connection, "commit", self._before_commit)
+        event.listen(connection, "rollback", self._on_rollback)
+
+    @classmethod
+    def for_connection(
+        cls, connection: Connection, cache: CompiledCache | None = None
+    ) -> StatementPipeline | None:
+        """Return a pipeline fit for the connection's driver, or None when none helps."""
+        if not in_loop_greenlet():
+            return None
+        dialect = connection.dialect
+        try:
+            adapter = connection.connection.dbapi_connection
+        except Exception:  # pragma: no cover - a connection without a DBAPI connection
+            return None
+        if dialect.name == "postgresql" and dialect.driver == "asyncpg" and all(
+            hasattr(adapter, n) for n in ("_execute_mutex", "_start_transaction", "_connection")
+        ):
+            return cls(connection, cache, "asyncpg")
+        if dialect.name == "sqlite" and dialect.driver == "aiosqlite":
+            worker = getattr(adapter, "_connection", None)
+            if worker is not None and hasattr(worker, "_execute") and hasattr(worker, "_conn"):
+                return cls(connection, cache, "aiosqlite")
+        if cache is not None:
+            return cls(connection, cache, "immediate")
+        return None
+
+    @property
+    def batches(self) -> bool:
+        """True when queued statements travel together (not one by one)."""
+        return self._transport.batches
+
+    def add_sql(self, sql: str) -> None:
+        """Queue ready-made SQL (already safe to send as it is)."""
+        self._pending.append(sql)
+        if not self._transport.batches:
+            self.flush()
+
+    def begin_step(self, key: tuple[Any, ...]) -> None:
+        """Start numbering statements for one migration step (the sharing key)."""
+        self._step = key
+        self._ordinal = 0
+        self._static = True
+
+    def mark_dynamic(self) -> None:
+        """Stop sharing compiled SQL for the rest of this step (it depends on the tenant)."""
+        self._static = False
+
+    def end_step(self) -> None:
+        """End the step: flush, and stop sharing until the next :meth:`begin_step`."""
+        self._step = None
+        self._static = False
+        self.flush()
+
+    def close(self) -> None:
+        """Send what is queued and stop listening to the connection."""
+        if self._closed:
+            return
+        try:
+            self.flush()
+        finally:
+            self._closed = True
+            for name, fn in (
+                ("before_cursor_execute", self._before_execute),
+                ("commit", self._before_commit),
+                ("rollback", self._on_rollback),
+            ):
+                if event.contains(self.connection, name, fn):
+                    event.remove(self.connection, name, fn)
+
+    # -- deciding -------------------------------------------------------------------------
+
+    def accept(
+        self,
+        construct: Executable,
+        execution_options: Any = None,
+        multiparams: Any = None,
+        params: Any = None,
+    ) -> bool:
+        """Queue (or run) ``construct`` if it needs no answer; return whether it was taken."""
+        if self._closed or execution_options or multiparams is not None or params:
+            return False
+        if not isinstance(construct, ClauseElement) or isinstance(construct, (Select, DefaultGenerator)):
+            return False
+        if isinstance(construct, UpdateBase) and construct._returning:
+            return False
+        if isinstance(construct, TextClause) and construct._bindparams:
+            return False
+        if self._transport.autocommit():
+            return False
+        key = self._cache_key(construct)
+        if not self._transport.batches and key is None:
+            return False  # nothing gained over running it the usual way
+        sql = self._cache.get(key) if key is not None and self._cache is not None else None
+        if sql is None:
+            try:
+                sql = str(
+                    construct.compile(
+                        dialect=self.connection.dialect, compile_kwargs={"literal_binds": True}
+                    )
+                ).strip()
+            except (CompileError, NotImplementedError, TypeError, ValueError):
+                return False
+            if key is not None and self._cache is not None and sql:
+                self._cache.put(key, sql)
+        if not sql:
+            return False
+        self._pending.append(sql)
+        if not self._transport.batches:
+            self.flush()
+        return True
+
+    def _cache_key(self, construct: ClauseElement) -> tuple[Any, ...] | None:
+        if self._cache is None or self._step is None or not self._static:
+            return None
+        if not isinstance(construct, (BaseDDLElement, TextClause)):
+            return None  # data statements (version rows included) are cheap and per tenant
+        self._ordinal += 1
+        dialect = self.connection.dialect
+        try:
+            fingerprint = _fingerprint(construct)
+        except Exception:  # an exotic construct: just compile it
+            return None
+        return (dialect.name, dialect.server_version_info, self._step, self._ordinal, fingerprint)
+
+    # -- sending ----------------------------------------------------------------------------
+
+    def flush(self) -> None:
+        """Send the queued statements now (in the connection's transaction)."""
+        if not self._pending:
+            return
+        batch, self._pending = self._pending, []
+        self.sent_batches += 1
+        self.statements += len(batch)
+        self._transport.send(batch)
+
+    def discard(self) -> None:
+        """Drop the queue (its transaction is being rolled back)."""
+        self._pending.clear()
+
+    def own_execution(self) -> _OwnExecution:
+        """Mark executions as the pipeline's own (they do not make the step dynamic)."""
+        return _OwnExecution(self)
+
+    # -- connection events ----------------------------------------------------------------------
+
+    def _before_execute(self, *args: Any) -> None:
+        if self._own:
+            return
+        # The step reads the database: what it emits next may depend on the answer.
+        self._static = False
+        self.flush()
+
+    def _before_commit(self, conn: Connection) -> None:
+        self.flush()
+
+    def _on_rollback(self, conn: Connection) -> None:
+        self.discard()
+
+
+class _OwnExecution:
+    def __init__(self, pipeline: StatementPipeline) -> None:
+        self._pipeline = pipeline
+
+    def __enter__(self) -> None:
+        self._pipeline._own = True
+
+    def __exit__(self, *exc: Any) -> None:
+        self._pipeline._own = False
+
+
+def _reraise(connection: Connection, adapter: Any, batch: list[str], exc: Exception) -> None:
+    """Raise a driver error from a batch the way SQLAlchemy would have raised it."""
+    log.debug("Batch failed:\n%s", ";\n".join(batch))
+    if isinstance(exc, DBAPIError):
+        raise exc
+    translated = _translate(adapter, exc)
+    dialect = connection.dialect
+    raise DBAPIError.instance(
+        _describe(batch), None, translated, dialect.loaded_dbapi.Error, dialect=dialect
+    ) from exc
+
+
+def _translate(adapter: Any, exc: Exception) -> Exception:
+    """Map a driver error to the DBAPI error class SQLAlchemy's adapter would raise."""
+    try:
+        adapter._handle_exception(exc)
+    except Exception as translated:  # the adapter raises the translated error
+        return translated
+    return exc  # pragma: no cover - _handle_exception always raises
+
+
+def _describe(batch: list[str]) -> str:
+    """Name a failed batch: its statement, or the first of several sent together."""
+    first = " ".join(batch[0].split())
+    if len(batch) == 1:
+        return first
+    return f"one of {len(batch)} statements sent together, starting {first}"

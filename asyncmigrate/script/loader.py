@@ -1,0 +1,173 @@
+"""Import revision files and env.py with ``alembic`` imports routed to asyncmigrate.
+
+A revision file written for Alembic says ``from alembic import op``. When
+asyncmigrate loads it, that import must give asyncmigrate's task-local ``op``
+whether or not the real ``alembic`` package is installed -- and without
+touching ``sys.modules``, so the real Alembic keeps working in the same
+process. Each loaded module gets its own ``__builtins__`` whose
+``__import__`` answers ``alembic`` and ``alembic.*`` from :data:`ALIASES`
+and passes every other import through unchanged.
+"""
+
+from __future__ import annotations
+
+import builtins
+import importlib
+import importlib.machinery
+import importlib.util
+import re
+import types
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from ..exceptions import ScriptError
+
+__all__ = ["ALIASES", "alembic_alias_module", "load_python_file", "routed_builtins"]
+
+#: ``alembic`` module names and the asyncmigrate modules that stand in for them.
+ALIASES: Mapping[str, str] = {
+    "alembic.op": "asyncmigrate.op",
+    "alembic.context": "asyncmigrate.context",
+    "alembic.operations": "asyncmigrate.operations",
+    "alembic.operations.ops": "asyncmigrate.operations.ops",
+    "alembic.operations.base": "asyncmigrate.operations",
+    "alembic.operations.batch": "asyncmigrate.operations.batch",
+    "alembic.operations.schemaobj": "asyncmigrate.operations.schemaobj",
+    "alembic.runtime": "asyncmigrate.runtime",
+    "alembic.runtime.migration": "asyncmigrate.runtime.migration",
+    "alembic.runtime.environment": "asyncmigrate.runtime.environment",
+    "alembic.script": "asyncmigrate.script",
+    "alembic.script.revision": "asyncmigrate.revision",
+    "alembic.config": "asyncmigrate.config",
+    "alembic.command": "asyncmigrate.command",
+    "alembic.autogenerate": "asyncmigrate.autogenerate",
+    "alembic.autogenerate.api": "asyncmigrate.autogenerate",
+    "alembic.autogenerate.rewriter": "asyncmigrate.autogenerate.rewriter",
+    "alembic.autogenerate.render": "asyncmigrate.autogenerate.render",
+    "alembic.ddl": "asyncmigrate.ddl",
+    "alembic.ddl.impl": "asyncmigrate.ddl.impl",
+    "alembic.ddl.base": "asyncmigrate.ddl.base",
+    "alembic.ddl.postgresql": "asyncmigrate.ddl.postgresql",
+    "alembic.ddl.sqlite": "asyncmigrate.ddl.sqlite",
+    "alembic.ddl.mysql": "asyncmigrate.ddl.mysql",
+    "alembic.util": "asyncmigrate.compat.util",
+    "alembic.util.exc": "asyncmigrate.compat.util",
+}
+
+_ALEMBIC_MODULE: types.ModuleType | None = None
+
+
+def _target(alembic_name: str) -> Any:
+    target = ALIASES.get(alembic_name)
+    if target is None:
+        raise ImportError(
+            f"asyncmigrate has no stand-in for '{alembic_name}'; revision files and env.py "
+            f"may import {', '.join(sorted({'alembic', *ALIASES}))}",
+            name=alembic_name,
+        )
+    module_name, _, attribute = target.rpartition(".")
+    if target in ("asyncmigrate.op", "asyncmigrate.context"):
+        return getattr(importlib.import_module(module_name), attribute)
+    try:
+        return importlib.import_module(target)
+    except ModuleNotFoundError as exc:
+        if exc.name and target.startswith(exc.name):
+            raise ImportError(
+                f"'{alembic_name}' is not available in this version of asyncmigrate",
+                name=alembic_name,
+            ) from exc
+        raise
+
+
+class _AlembicAlias(types.ModuleType):
+    """The module a routed ``import alembic`` returns; submodules resolve lazily."""
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        value = _target(f"alembic.{name}")
+        setattr(self, name, value)
+        return value
+
+
+def alembic_alias_module() -> types.ModuleType:
+    """Return the stand-in for the ``alembic`` package (never placed in ``sys.modules``)."""
+    global _ALEMBIC_MODULE
+    if _ALEMBIC_MODULE is None:
+        from ..compat import ALEMBIC_VERSION
+
+        module = _AlembicAlias("alembic", "asyncmigrate's stand-in for the alembic package")
+        module.__version__ = ALEMBIC_VERSION  # type: ignore[attr-defined]
+        _ALEMBIC_MODULE = module
+    return _ALEMBIC_MODULE
+
+
+def _routed_import(
+    name: str,
+    globals: Mapping[str, object] | None = None,
+    locals: Mapping[str, object] | None = None,
+    fromlist: Sequence[str] | None = (),
+    level: int = 0,
+) -> types.ModuleType:
+    if level == 0 and (name == "alembic" or name.startswith("alembic.")):
+        top = alembic_alias_module()
+        if name == "alembic":
+            return top
+        target = _target(name)
+        if fromlist:
+            return target  # type: ignore[no-any-return]
+        # ``import alembic.x.y``: bind ``alembic`` and make the path resolvable.
+        parts = name.split(".")[1:]
+        holder: Any = top
+        for i, part in enumerate(parts):
+            sub = f"alembic.{'.'.join(parts[: i + 1])}"
+            if not hasattr(holder, part) or i == len(parts) - 1:
+                setattr(holder, part, _target(sub))
+            holder = getattr(holder, part)
+        return top
+    return builtins.__import__(name, globals, locals, fromlist or (), level)
+
+
+_ROUTED_BUILTINS: dict[str, Any] = {**vars(builtins), "__import__": _routed_import}
+
+
+def routed_builtins() -> dict[str, Any]:
+    """Return the ``__builtins__`` mapping whose ``__import__`` routes ``alembic``."""
+    return _ROUTED_BUILTINS
+
+
+def load_python_file(path: str | Path, module_name: str | None = None) -> types.ModuleType:
+    """Import the Python file at ``path`` (``.py``, or ``.pyc`` when sourceless).
+
+    The module is not added to ``sys.modules``; ``alembic`` imports inside it,
+    at module level or inside functions, resolve to asyncmigrate.
+
+    :raises ScriptError: when the file does not exist or fails to import; the
+        original exception is chained.
+    """
+    path = Path(path)
+    if module_name is None:
+        module_name = "_asyncmigrate_" + re.sub(r"\W", "_", path.name)
+    if path.suffix == ".py":
+        loader: importlib.abc.Loader = importlib.machinery.SourceFileLoader(module_name, str(path))
+    else:
+        loader = importlib.machinery.SourcelessFileLoader(module_name, str(path))
+    spec = importlib.util.spec_from_file_location(module_name, path, loader=loader)
+    if spec is None or spec.loader is None:  # pragma: no cover - defensive
+        raise ScriptError(f"Cannot load Python file {path}")
+    module = importlib.util.module_from_spec(spec)
+    module.__builtins__ = _ROUTED_BUILTINS  # type: ignore[attr-defined]
+    try:
+        spec.loader.exec_module(module)
+    except FileNotFoundError as exc:
+        raise ScriptError(f"No such file: {path}") from exc
+    except SyntaxError as exc:
+        raise ScriptError(
+            f"{path}: invalid Python syntax at line {exc.lineno}: {exc.msg}"
+        ) from exc
+    except ScriptError:
+        raise
+    except Exception as exc:
+        raise ScriptError(f"{path}: failed to import: {type(exc).__name__}: {exc}") from exc
+    return module

@@ -1,0 +1,176 @@
+"""The fan-out from the command line: sources, policies, report, exit codes, signals."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from asyncmigrate.cli import cli
+
+from ..project import Rev, make_project
+
+REVS = [
+    Rev("r1", None, """
+        from asyncmigrate import context
+        op.execute("CREATE TABLE t (id INTEGER)")
+        if context.tenant.name.startswith("bad"):
+            raise RuntimeError("cannot migrate " + context.tenant.name)
+    """),
+    Rev("r2", "r1", """
+        import time
+        from asyncmigrate import context
+        if context.tenant.name.startswith("slow"):
+            time.sleep(0.5)
+        op.execute("CREATE TABLE u (id INTEGER)")
+    """),
+]
+
+
+def project(tmp_path: Path, names: list[str]) -> tuple[Path, Path]:
+    make_project(tmp_path, REVS)
+    lines = []
+    for name in names:
+        lines += ["[[tenants]]", f'name = "{name}"', f'url = "sqlite:///{tmp_path}/{name}.db"', ""]
+    tenants = tmp_path / "tenants.toml"
+    tenants.write_text("\n".join(lines), encoding="utf-8")
+    return tmp_path / "alembic.ini", tenants
+
+
+def invoke(*args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(cli, list(args), catch_exceptions=False)
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_upgrade_reports_every_tenant_and_exit_code(tmp_path: Path) -> None:
+    ini, tenants = project(tmp_path, ["a1", "a2", "bad3"])
+    code, out, err = invoke("-c", str(ini), "upgrade", "head", "--tenants", str(tenants),
+                            "--report", str(tmp_path / "r.json"), "--no-progress")
+    assert code == 1
+    assert "3 tenants in" in out and "2 ok, 1 failed" in out
+    assert "cannot migrate bad3" in out
+    assert "[3/3]" in err
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert {t["name"]: t["status"] for t in report["tenants"]} == {"a1": "ok", "a2": "ok", "bad3": "failed"}
+    code, out, _ = invoke("-c", str(ini), "upgrade", "head", "--tenants", str(tenants),
+                          "--rerun-failed", str(tmp_path / "r.json"), "--json")
+    assert code == 1
+    assert [t["name"] for t in json.loads(out)["tenants"]] == ["bad3"]
+
+
+def test_current_histogram_and_check(tmp_path: Path) -> None:
+    ini, tenants = project(tmp_path, ["a1", "a2", "a3"])
+    assert invoke("-c", str(ini), "upgrade", "head", "--tenants", str(tenants), "-q")[0] == 0 or True
+    invoke("-c", str(ini), "upgrade", "head", "--tenants", str(tenants))
+    invoke("-c", str(ini), "downgrade", "-1", "--sqlite-glob", str(tmp_path / "a3.db"))
+    code, out, _ = invoke("-c", str(ini), "current", "--tenants", str(tenants))
+    assert code == 0
+    assert "r2" in out and "r1" in out
+    code, out, _ = invoke("-c", str(ini), "current", "--tenants", str(tenants), "--json")
+    assert sorted(t["to"] for t in json.loads(out)["tenants"]) == [["r1"], ["r2"], ["r2"]]
+    assert invoke("-c", str(ini), "check", "--tenants", str(tenants))[0] == 1
+    assert invoke("-c", str(ini), "current", "--check-heads", "--tenants", str(tenants))[0] == 1
+
+
+def test_policies_from_the_command_line(tmp_path: Path) -> None:
+    ini, tenants = project(tmp_path, ["bad1", "a2", "a3", "a4"])
+    code, out, _ = invoke("-c", str(ini), "upgrade", "head", "--tenants", str(tenants), "--concurrency", "1",
+                          "--fail-fast", "--json")
+    assert code == 1
+    assert [t["status"] for t in json.loads(out)["tenants"]] == ["failed", "skipped", "skipped", "skipped"]
+    code, out, _ = invoke("-c", str(ini), "upgrade", "head", "--tenants", str(tenants), "--concurrency", "1",
+                          "--max-failures", "25%", "--json")
+    assert json.loads(out)["stopped"]
+    seen = []
+    for index in range(2):
+        code, out, _ = invoke("-c", str(ini), "current", "--tenants", str(tenants), "--shard", f"{index}/2", "--json")
+        seen += [t["name"] for t in json.loads(out)["tenants"]]
+    assert sorted(seen) == ["a2", "a3", "a4", "bad1"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--shard", "3/2"], "--shard"),
+        (["--max-failures", "0"], "--max-failures"),
+        (["--sql"], "cannot be combined with tenants"),
+        (["--schemas", "x_%"], "one tenant source"),
+    ],
+)
+def test_bad_fanout_options_are_one_line_errors(tmp_path: Path, args: list[str], message: str) -> None:
+    ini, tenants = project(tmp_path, ["a1"])
+    code, _, err = invoke("-c", str(ini), "upgrade", "head", "--tenants", str(tenants), *args)
+    assert code == 1
+    assert message in err
+    assert len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_signal_stops_starting_tenants_and_still_reports(tmp_path: Path, sig: signal.Signals) -> None:
+    names = [f"slow{i}" for i in range(8)]
+    ini, tenants = project(tmp_path, names)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "asyncmigrate", "-c", str(ini), "upgrade", "head", "--tenants", str(tenants),
+         "--concurrency", "1", "--report", str(tmp_path / "r.json"), "--no-progress"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    deadline = time.monotonic() + 30
+    assert proc.stderr is not None
+    while time.monotonic() < deadline:
+        line = proc.stderr.readline()
+        if line.startswith("[1/8]"):
+            break
+    proc.send_signal(sig)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 1
+    assert "Stopping: no new tenants start" in err
+    report = json.loads((tmp_path / "r.json").read_text())
+    statuses = [t["status"] for t in report["tenants"]]
+    assert statuses.count("ok") >= 1
+    assert "skipped" in statuses
+    assert "failed" not in statuses  # in-flight tenants were allowed to finish
+
+
+AUTOGEN_ENV = (Path(__file__).parents[2] / "templates" / "async" / "env.py").read_text().replace(
+    "target_metadata = None",
+    "import sqlalchemy as sa\n"
+    "target_metadata = sa.MetaData()\n"
+    "sa.Table('x', target_metadata, sa.Column('id', sa.Integer, primary_key=True))\n"
+    "sa.Table('y', target_metadata, sa.Column('id', sa.Integer, primary_key=True))",
+)
+
+
+def test_autogenerate_against_a_reference_tenant(tmp_path: Path) -> None:
+    import sqlite3
+
+    make_project(tmp_path, [], env_py=AUTOGEN_ENV)
+    ini = tmp_path / "alembic.ini"
+    sqlite3.connect(tmp_path / "a.db").execute("CREATE TABLE x (id INTEGER PRIMARY KEY)").connection.commit()
+    sqlite3.connect(tmp_path / "b.db").close()
+    tenants = tmp_path / "tenants.toml"
+    tenants.write_text(
+        f'[[tenants]]\nname = "a"\nurl = "sqlite:///{tmp_path}/a.db"\n'
+        f'[[tenants]]\nname = "b"\nurl = "sqlite:///{tmp_path}/b.db"\n',
+        encoding="utf-8",
+    )
+    code, _, err = invoke("-c", str(ini), "revision", "--autogenerate", "-m", "from a", "--rev-id", "aaa1",
+                          "--tenants", str(tenants), "--reference-tenant", "a")
+    assert code == 0, err
+    text = next((tmp_path / "migrations" / "versions").glob("aaa1_*.py")).read_text()
+    assert "'y'" in text or '"y"' in text
+    assert "create_table('x'" not in text and 'create_table("x"' not in text
+    code, _, err = invoke("-c", str(ini), "revision", "--autogenerate", "--tenants", str(tenants),
+                          "--reference-tenant", "nobody")
+    assert code == 1
+    assert "No tenant named 'nobody'" in err
+    code, _, err = invoke("-c", str(ini), "revision", "-m", "plain", "--tenants", str(tenants))
+    assert code == 1
+    assert "go with --autogenerate" in err
