@@ -9,7 +9,10 @@ template does, a plain ``Engine`` on the (async-mapped) URL -- switch back
 to the loop instead of blocking it. Alembic's ``async`` template calls
 ``asyncio.run()``; in env.py that name awaits in the running loop instead.
 Its ``logging.config.fileConfig`` call is applied once per file and process,
-so migrating many tenants does not reconfigure logging each time.
+so migrating many tenants does not reconfigure logging each time, and it
+leaves the loggers that already exist alone (unless env.py passes
+``disable_existing_loggers=True`` itself): migrating inside an application's
+lifespan or a test session must not silence the host's own loggers.
 """
 
 from __future__ import annotations
@@ -48,9 +51,12 @@ _ENV_ASYNCIO = _EnvAsyncio("asyncio", asyncio.__doc__)
 _ENV_ASYNCIO.run = _asyncio_run  # type: ignore[attr-defined]
 
 
-def _file_config(fname: Any, defaults: Any = None, disable_existing_loggers: bool = True,
+def _file_config(fname: Any, defaults: Any = None, disable_existing_loggers: bool = False,
                  encoding: str | None = None) -> None:
-    """``logging.config.fileConfig`` applied once per file version per process."""
+    """``logging.config.fileConfig`` applied once per file version per process.
+
+    Existing loggers stay enabled by default (see the module docstring).
+    """
     try:
         stat = os.stat(fname)
         key = (os.path.abspath(fname), stat.st_mtime_ns)

@@ -183,6 +183,7 @@ class MigrationContext:
         )
         self._lock: MigrationLock | None = None
         self._portals: _PortalSweeper | None = None
+        self._unconfirmed: _StepRecord | None = None  # a step whose batch is still running
         self._version_table_exists: bool | None = None
         self.record = RunRecord()
         # A command's run reads the version table once, up front: when there is
@@ -672,8 +673,13 @@ class MigrationContext:
             current = set(heads)
             for step in steps:
                 self._run_step(step, current, kw)
+            try:
+                self._confirm_previous()
+            except _EarlierStepFailed as earlier:
+                raise earlier.error from earlier.error.__cause__
             record.final_heads = tuple(sorted(current))
         except BaseException:
+            self._unconfirmed = None
             if pipeline is not None:
                 pipeline.discard()
             raise
@@ -709,16 +715,20 @@ class MigrationContext:
             if isinstance(step, RevisionStep)
             else (info.destination_revision_ids[0] if info.destination_revision_ids else None)
         )
-        description = _describe(step)
-        self._emit(StepEvent("started", direction, revision, description, info.is_stamp))
-        started = time.perf_counter()
+        this = _StepRecord(info, direction, revision, _describe(step), time.perf_counter())
+        # While the previous step's batch is still running, this step's "started"
+        # waits for that one's "finished": events stay in order.
+        if self._unconfirmed is None:
+            self._emit(this.event("started"))
+        else:
+            this.announced = False
         try:
             with self.begin_transaction(_per_migration=True):
                 if self.as_sql and not current:
                     self.impl._exec(CreateTable(self._version))
-                log.info("Running %s", description)
+                log.info("Running %s", this.description)
                 if self.as_sql:
-                    self.impl.static_output(f"-- Running {description}")
+                    self.impl.static_output(f"-- Running {this.description}")
                 pipeline = self.impl.pipeline
                 if isinstance(step, RevisionStep):
                     module = step.revision.module  # type: ignore[attr-defined]
@@ -733,29 +743,126 @@ class MigrationContext:
                         self._portals.sweep(self.connection)
                 for change in step.advance(current):
                     self._apply_version_change(change)
+                self._confirm_previous(this)
                 if pipeline is not None:
-                    pipeline.end_step()
+                    pipeline.end_step(defer=self._may_defer())
+        except _EarlierStepFailed as earlier:
+            raise earlier.error from earlier.error.__cause__
         except Exception as exc:
+            if self._unconfirmed is not None:
+                # The previous step's batch may be what failed (this step only saw it).
+                try:
+                    self._confirm_previous(this)
+                except _EarlierStepFailed as earlier:
+                    raise earlier.error from earlier.error.__cause__
             if self.impl.pipeline is not None:
                 self.impl.pipeline.discard()
-            elapsed = time.perf_counter() - started
-            message = f"{description} failed: {type(exc).__name__}: {_first_line(exc)}"
-            self._emit(
-                StepEvent("failed", direction, revision, description, info.is_stamp, elapsed, message)
-            )
-            if isinstance(exc, MigrationError):
-                raise
-            raise MigrationError(message, revision=revision, direction=direction) from exc
-        elapsed = time.perf_counter() - started
-        self.record.steps.append(info)
+            raise self._failed(this, exc) from exc
+        if self.impl.pipeline is not None and self.impl.pipeline.pending_answer:
+            self._unconfirmed = this  # finished once its batch is done (next step or run end)
+        else:
+            self._finished(this, current, kw)
+
+    def _may_defer(self) -> bool:
+        """Whether a step's batch may still be running when the next step's code starts.
+
+        Only inside one transaction over several steps (nothing commits between
+        them) and without ``on_version_apply`` callbacks, which may query the
+        database between steps and expect the step to be done.
+        """
+        if self.on_version_apply_callbacks:
+            return False
+        if self._in_external_transaction:
+            return True
+        return self.impl.transactional_ddl and not self._transaction_per_migration
+
+    def _confirm_previous(self, following: _StepRecord | None = None) -> None:
+        """Wait for the previous step's deferred batch; finish it, or fail it.
+
+        :raises _EarlierStepFailed: carrying the previous step's MigrationError.
+        """
+        earlier = self._unconfirmed
+        if earlier is None:
+            return
+        self._unconfirmed = None
+        pipeline = self.impl.pipeline
+        failure: BaseException | None = None
+        if pipeline is not None:
+            try:
+                pipeline.settle()
+            except Exception as exc:
+                failure = exc
+            failure = failure or pipeline.deferred_failure
+            pipeline.deferred_failure = None
+        if failure is not None:
+            raise _EarlierStepFailed(self._failed(earlier, failure))
+        self._finished(earlier, None, None)
+        if following is not None and not following.announced:
+            following.announced = True
+            self._emit(following.event("started"))
+
+    def _failed(self, step: _StepRecord, exc: BaseException) -> MigrationError:
+        """Report ``step`` failed with ``exc``; return the error to raise."""
+        elapsed = time.perf_counter() - step.started
+        message = f"{step.description} failed: {type(exc).__name__}: {_first_line(exc)}"
+        self._emit(step.event("failed", elapsed, message))
+        if isinstance(exc, MigrationError):
+            return exc
+        error = MigrationError(message, revision=step.revision, direction=step.direction)
+        error.__cause__ = exc
+        return error
+
+    def _finished(self, step: _StepRecord, current: set[str] | None, kw: dict[str, Any] | None) -> None:
+        elapsed = time.perf_counter() - step.started
+        self.record.steps.append(step.info)
         self.record.durations.append(elapsed)
-        for callback in self.on_version_apply_callbacks:
-            callback(ctx=self, step=info, heads=set(current), run_args=kw)
-        self._emit(StepEvent("finished", direction, revision, description, info.is_stamp, elapsed))
+        if current is not None:
+            for callback in self.on_version_apply_callbacks:
+                callback(ctx=self, step=step.info, heads=set(current), run_args=kw)
+        self._emit(step.event("finished", elapsed))
 
     def _emit(self, event: StepEvent) -> None:
         if self._on_step is not None:
             self._on_step(event)
+
+
+class _StepRecord:
+    """A step being run: what its events say about it."""
+
+    __slots__ = ("announced", "description", "direction", "info", "revision", "started")
+
+    def __init__(
+        self,
+        info: Any,
+        direction: Literal["upgrade", "downgrade"],
+        revision: str | None,
+        description: str,
+        started: float,
+    ) -> None:
+        self.info = info
+        self.direction = direction
+        self.revision = revision
+        self.description = description
+        self.started = started
+        self.announced = True  # its "started" event has been emitted
+
+    def event(
+        self,
+        kind: Literal["started", "finished", "failed"],
+        duration: float | None = None,
+        error: str | None = None,
+    ) -> StepEvent:
+        return StepEvent(
+            kind, self.direction, self.revision, self.description, self.info.is_stamp, duration, error
+        )
+
+
+class _EarlierStepFailed(Exception):
+    """The previous step's deferred batch failed; carries that step's MigrationError."""
+
+    def __init__(self, error: MigrationError) -> None:
+        super().__init__(str(error))
+        self.error = error
 
 
 class _PortalSweeper:

@@ -35,6 +35,8 @@ the step's independence, not the fingerprint.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from typing import Any
 
@@ -107,6 +109,14 @@ class _Transport:
         return False
 
     def send(self, batch: list[str]) -> None:
+        """Send ``batch`` and wait for the database to finish it."""
+        try:
+            await_in_loop(self.sending(batch))
+        except Exception as exc:
+            _reraise(self.connection, self.connection.connection.dbapi_connection, batch, exc)
+
+    async def sending(self, batch: list[str]) -> None:
+        """The coroutine that sends ``batch`` (awaited now, or later when deferred)."""
         raise NotImplementedError
 
 
@@ -117,20 +127,12 @@ class _AsyncpgTransport(_Transport):
         adapter = self.connection.connection.dbapi_connection
         return getattr(adapter, "isolation_level", None) == "autocommit"
 
-    def send(self, batch: list[str]) -> None:
+    async def sending(self, batch: list[str]) -> None:
         adapter: Any = self.connection.connection.dbapi_connection
-        text = ";\n".join(batch)
-
-        async def run() -> None:
-            async with adapter._execute_mutex:
-                if adapter._transaction is None and adapter.isolation_level != "autocommit":
-                    await adapter._start_transaction()
-                await adapter._connection.execute(text)
-
-        try:
-            await_in_loop(run())
-        except Exception as exc:
-            _reraise(self.connection, adapter, batch, exc)
+        async with adapter._execute_mutex:
+            if adapter._transaction is None and adapter.isolation_level != "autocommit":
+                await adapter._start_transaction()
+            await adapter._connection.execute(";\n".join(batch))
 
 
 class _AiosqliteTransport(_Transport):
@@ -140,7 +142,7 @@ class _AiosqliteTransport(_Transport):
         adapter = self.connection.connection.dbapi_connection
         return getattr(adapter, "isolation_level", "") is None
 
-    def send(self, batch: list[str]) -> None:
+    async def sending(self, batch: list[str]) -> None:
         adapter: Any = self.connection.connection.dbapi_connection
         worker = adapter._connection  # the aiosqlite.Connection
 
@@ -149,10 +151,7 @@ class _AiosqliteTransport(_Transport):
             for statement in batch:
                 raw.execute(statement)
 
-        try:
-            await_in_loop(worker._execute(run_all))
-        except Exception as exc:
-            _reraise(self.connection, adapter, batch, exc)
+        await worker._execute(run_all)
 
 
 class _ImmediateTransport(_Transport):
@@ -198,6 +197,9 @@ class StatementPipeline:
             self._transport = _ImmediateTransport(connection, self)
         self.sent_batches = 0
         self.statements = 0
+        self._inflight: tuple[asyncio.Future[None], list[str]] | None = None
+        self.deferred_failure: BaseException | None = None
+        """The error of a deferred batch, once :meth:`settle` has seen it (until cleared)."""
         event.listen(connection, "before_cursor_execute", self._before_execute)
         event.listen(connection, "commit", self._before_commit)
         event.listen(connection, "rollback", self._on_rollback)
@@ -247,11 +249,48 @@ class StatementPipeline:
         """Stop sharing compiled SQL for the rest of this step (it depends on the tenant)."""
         self._static = False
 
-    def end_step(self) -> None:
-        """End the step: flush, and stop sharing until the next :meth:`begin_step`."""
+    def end_step(self, defer: bool = False) -> None:
+        """End the step: send its statements, and stop sharing until the next :meth:`begin_step`.
+
+        With ``defer`` the batch is sent without waiting for its answer, so
+        the next step's Python code (building and compiling its DDL) runs
+        while the database executes this one; whatever touches the
+        connection next -- a query, a commit, a rollback, the next batch --
+        first waits for it (:meth:`settle`), and a failure surfaces there.
+        """
         self._step = None
         self._static = False
-        self.flush()
+        if defer and self._transport.batches and self._pending:
+            self.settle()
+            batch, self._pending = self._pending, []
+            self.sent_batches += 1
+            self.statements += len(batch)
+            task = asyncio.ensure_future(self._transport.sending(batch))
+            self._inflight = (task, batch)
+            await_in_loop(asyncio.sleep(0))  # let the batch leave before the next step's work
+        else:
+            self.flush()
+
+    @property
+    def pending_answer(self) -> bool:
+        """True while a deferred batch may still be running."""
+        return self._inflight is not None
+
+    def settle(self) -> None:
+        """Wait for a deferred batch to finish; raise its error as SQLAlchemy would."""
+        if self._inflight is None:
+            return
+        task, batch = self._inflight
+        self._inflight = None
+        try:
+            await_in_loop(task)
+        except Exception as exc:
+            adapter = self.connection.connection.dbapi_connection
+            try:
+                _reraise(self.connection, adapter, batch, exc)
+            except Exception as translated:
+                self.deferred_failure = translated
+                raise
 
     def close(self) -> None:
         """Send what is queued and stop listening to the connection."""
@@ -327,7 +366,8 @@ class StatementPipeline:
     # -- sending ----------------------------------------------------------------------------
 
     def flush(self) -> None:
-        """Send the queued statements now (in the connection's transaction)."""
+        """Send the queued statements now (in the connection's transaction) and wait."""
+        self.settle()
         if not self._pending:
             return
         batch, self._pending = self._pending, []
@@ -338,6 +378,9 @@ class StatementPipeline:
     def discard(self) -> None:
         """Drop the queue (its transaction is being rolled back)."""
         self._pending.clear()
+        if self._inflight is not None:
+            with contextlib.suppress(Exception):  # the rollback undoes it either way
+                self.settle()
 
     def own_execution(self) -> _OwnExecution:
         """Mark executions as the pipeline's own (they do not make the step dynamic)."""
@@ -356,7 +399,7 @@ class StatementPipeline:
         self.flush()
 
     def _on_rollback(self, conn: Connection) -> None:
-        self.discard()
+        self.discard()  # a deferred batch finishes before the rollback reaches the driver
 
 
 class _OwnExecution:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import subprocess
 import sys
 import time
@@ -49,6 +50,17 @@ async def test_alembic_templates_run_unchanged(tmp_path: Path, template: str) ->
     assert await tables_and_versions(backends.sqlite_url(db)) == ({"t1", "t2", "t3"}, {"c3"})
     await command.downgrade(config, "base")
     assert await tables_and_versions(backends.sqlite_url(db)) == (set(), set())
+
+
+async def test_env_py_logging_leaves_the_host_loggers_enabled(tmp_path: Path) -> None:
+    """An app migrating at start-up keeps its own loggers after env.py's ``fileConfig``."""
+    host = logging.getLogger(f"host_app_{tmp_path.name}")
+    assert not host.disabled
+    config = alembic_init(tmp_path, "generic", f"sqlite:///{tmp_path / 'app.db'}")
+    await command.upgrade(config, "head")
+    assert not host.disabled
+    # The ini's own logger settings still apply.
+    assert logging.getLogger("alembic").level == logging.INFO
 
 
 @pytest.mark.parametrize("template", ["generic", "async"])

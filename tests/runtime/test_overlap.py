@@ -1,0 +1,128 @@
+"""Steps in one transaction overlap: a step's SQL runs while the next step's code builds its own.
+
+The overlap must be invisible: errors belong to the step whose SQL failed, a
+step that reads the database sees everything before it, events come in
+started/finished pairs, and ``on_version_apply`` callbacks see each step done.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.engine import URL
+
+from asyncmigrate import StepEvent, command
+from asyncmigrate.exceptions import MigrationError
+
+from ..project import Rev, make_project
+from .test_run import tables_and_versions
+
+
+def create(name: str) -> str:
+    return f'op.create_table("{name}", sa.Column("id", sa.Integer, primary_key=True))'
+
+
+async def test_failing_sql_is_reported_for_its_own_step(tmp_path: Path, sqlite_or_pg_db: URL) -> None:
+    # b2's SQL fails on the server; c3's code has already run when the answer comes.
+    revisions = [
+        Rev("a1", None, create("t1")),
+        Rev("b2", "a1", create("t1")),  # the table exists: the database refuses
+        Rev("c3", "b2", create("t3")),
+    ]
+    config = make_project(tmp_path, revisions, url=sqlite_or_pg_db)
+    events: list[StepEvent] = []
+    with pytest.raises(MigrationError) as caught:
+        await command.upgrade(config, "head", on_step=events.append)
+    assert caught.value.revision == "b2"
+    assert "a1 -> b2" in str(caught.value)
+    assert [(e.kind, e.revision) for e in events] == [
+        ("started", "a1"), ("finished", "a1"), ("started", "b2"), ("failed", "b2"),
+    ]
+    # One transaction for the run: nothing of it stays.
+    assert await tables_and_versions(sqlite_or_pg_db) == (set(), set())
+    # And the database is usable: fix nothing, go to a1 only.
+    await command.upgrade(config, "a1")
+    assert await tables_and_versions(sqlite_or_pg_db) == ({"t1"}, {"a1"})
+
+
+async def test_failure_in_the_last_step_is_reported(tmp_path: Path, sqlite_or_pg_db: URL) -> None:
+    revisions = [Rev("a1", None, create("t1")), Rev("b2", "a1", "op.execute('DROP TABLE missing')")]
+    config = make_project(tmp_path, revisions, url=sqlite_or_pg_db)
+    with pytest.raises(MigrationError) as caught:
+        await command.upgrade(config, "head")
+    assert caught.value.revision == "b2"
+    assert await tables_and_versions(sqlite_or_pg_db) == (set(), set())
+
+
+async def test_code_failing_after_an_earlier_sql_failure_reports_the_earlier(
+    tmp_path: Path, sqlite_or_pg_db: URL
+) -> None:
+    # b2's SQL fails; c3's code then fails too (on its own query): the cause is b2.
+    revisions = [
+        Rev("a1", None, create("t1")),
+        Rev("b2", "a1", create("t1")),
+        Rev("c3", "b2", "op.get_bind().execute(sa.text('SELECT * FROM t1')).fetchall()"),
+    ]
+    config = make_project(tmp_path, revisions, url=sqlite_or_pg_db)
+    with pytest.raises(MigrationError) as caught:
+        await command.upgrade(config, "head")
+    assert caught.value.revision == "b2"
+    assert await tables_and_versions(sqlite_or_pg_db) == (set(), set())
+
+
+async def test_a_step_reading_the_database_sees_every_earlier_step(
+    tmp_path: Path, sqlite_or_pg_db: URL
+) -> None:
+    revisions = [
+        Rev("a1", None, create("t1")),
+        Rev("b2", "a1", "op.execute('INSERT INTO t1 (id) VALUES (1), (2), (3)')"),
+        Rev("c3", "b2", """
+            count = op.get_bind().execute(sa.text('SELECT count(*) FROM t1')).scalar()
+            op.create_table(f"t3_{count}", sa.Column("id", sa.Integer, primary_key=True))
+            """),
+    ]
+    config = make_project(tmp_path, revisions, url=sqlite_or_pg_db)
+    await command.upgrade(config, "head")
+    assert await tables_and_versions(sqlite_or_pg_db) == ({"t1", "t3_3"}, {"c3"})
+
+
+async def test_version_callbacks_see_each_step_done(tmp_path: Path, sqlite_or_pg_db: URL) -> None:
+    env_py = (Path(__file__).parents[2] / "templates" / "async" / "env.py").read_text()
+    env_py = env_py.replace(
+        "context.configure(connection=connection, target_metadata=target_metadata)",
+        "context.configure(connection=connection, target_metadata=target_metadata,\n"
+        "        on_version_apply=context.config.attributes['on_apply'])",
+    )
+    revisions = [Rev("a1", None, create("t1")), Rev("b2", "a1", create("t2")), Rev("c3", "b2", create("t3"))]
+    config = make_project(tmp_path, revisions, url=sqlite_or_pg_db, env_py=env_py)
+    seen: list[tuple[str, int]] = []
+
+    def on_apply(ctx: Any, step: Any, heads: set[str], run_args: Any) -> None:
+        # The callback may query: the step it is told about is already in the database.
+        name = {"a1": "t1", "b2": "t2", "c3": "t3"}[step.up_revision_id]
+        count = ctx.connection.execute(text(f"SELECT count(*) FROM {name}")).scalar()
+        seen.append((step.up_revision_id, count))
+
+    config.attributes["on_apply"] = on_apply
+    await command.upgrade(config, "head")
+    assert seen == [("a1", 0), ("b2", 0), ("c3", 0)]
+    assert await tables_and_versions(sqlite_or_pg_db) == ({"t1", "t2", "t3"}, {"c3"})
+
+
+async def test_events_come_in_pairs_over_many_steps(tmp_path: Path, sqlite_or_pg_db: URL) -> None:
+    revisions = [
+        Rev(f"r{i:02d}", f"r{i - 1:02d}" if i else None, create(f"t{i}"), f'op.drop_table("t{i}")')
+        for i in range(12)
+    ]
+    config = make_project(tmp_path, revisions, url=sqlite_or_pg_db)
+    events: list[StepEvent] = []
+    result = await command.upgrade(config, "head", on_step=events.append)
+    expected = [(kind, f"r{i:02d}") for i in range(12) for kind in ("started", "finished")]
+    assert [(e.kind, e.revision) for e in events] == expected
+    assert [s.up_revisions for s in result.steps] == [(f"r{i:02d}",) for i in range(12)]
+    assert all(e.duration is not None and e.duration >= 0 for e in events if e.kind == "finished")
+    await command.downgrade(config, "base")
+    assert await tables_and_versions(sqlite_or_pg_db) == (set(), set())
