@@ -254,6 +254,9 @@ def scenario(kind: str, count: int, concurrencies: list[int], rounds: int, proxy
         proxy_proc = subprocess.Popen([sys.executable, str(HERE / "delay_proxy.py"),
                                        "--listen", "127.0.0.1:6543", "--delay", "0.001"])
         time.sleep(0.5)
+        from delay_proxy import check
+
+        check(("127.0.0.1", 6543), ("127.0.0.1", 5432))
     try:
         results: dict[str, list[float]] = {}
         for _ in range(rounds):
@@ -310,7 +313,8 @@ def main() -> None:
     if args.child:
         child(args)
         return
-    print(f"# {platform.node()}: {os.cpu_count()} CPUs, Python {platform.python_version()}")
+    print(f"# {platform.node()}: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}, "
+          f"Python {platform.python_version()}, {platform.platform()}")
     if args.scenario == "schemas":
         scenario("schemas", 100, [8], args.rounds, proxy=False)
     elif args.scenario == "proxy":

@@ -156,7 +156,8 @@ async def main() -> None:
         "--pg", default=os.environ.get("ASYNCMIGRATE_TEST_POSTGRESQL_URL", "postgresql://postgres@127.0.0.1/postgres")
     )
     args = parser.parse_args()
-    print(f"# {platform.node()}: {os.cpu_count()} CPUs, Python {platform.python_version()}")
+    print(f"# {platform.node()}: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}, "
+          f"Python {platform.python_version()}, {platform.platform()}")
     noop = await bench_noop(args.rounds)
     print(f"noop upgrade head, 500 revisions (median of {args.rounds}):")
     for name, seconds in noop.items():
