@@ -87,7 +87,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("asyncmigrate_checks", "built-in checks: all, none, or names", default="")
     parser.addini("asyncmigrate_prefetch", "PostgreSQL clones created ahead of demand", default="1")
     parser.addini("asyncmigrate_drop_batch", "drop PostgreSQL test databases this many at a time",
-                  default="4")
+                  default="16")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -149,7 +149,7 @@ def asyncmigrate_factory(
         cache_dir,
         work_dir,
         prefetch=int(_option(config, "asyncmigrate_prefetch") or 1),
-        drop_batch=int(_option(config, "asyncmigrate_drop_batch") or 4),
+        drop_batch=int(_option(config, "asyncmigrate_drop_batch") or 16),
         rebuild=bool(config.getoption("asyncmigrate_rebuild", default=False)),
     )
     with (

@@ -210,7 +210,7 @@ class DatabaseFactory:
         work_dir: Path,
         *,
         prefetch: int = 1,
-        drop_batch: int = 4,
+        drop_batch: int = 16,
         rebuild: bool = False,
     ) -> None:
         self.cache_dir = cache_dir
