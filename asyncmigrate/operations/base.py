@@ -273,6 +273,22 @@ class AbstractOperations:
         return await_only(async_function(async_conn, *args, **kw_args))
 
 
+#: Operations that return nothing and emit only DDL: their SQL may be shared across tenants.
+_SHAREABLE_OPERATIONS: tuple[type[ops.MigrateOperation], ...] = (
+    ops.AddColumnOp,
+    ops.AddConstraintOp,
+    ops.AlterColumnOp,
+    ops.CreateIndexOp,
+    ops.CreateTableCommentOp,
+    ops.DropColumnOp,
+    ops.DropConstraintOp,
+    ops.DropIndexOp,
+    ops.DropTableCommentOp,
+    ops.DropTableOp,
+    ops.RenameTableOp,
+)
+
+
 class Operations(AbstractOperations):
     """Give revision files Alembic's ``op`` directives over one migration context.
 
@@ -285,6 +301,30 @@ class Operations(AbstractOperations):
 
     def __init__(self, migration_context: MigrationContext, impl: DefaultImpl | None = None) -> None:
         super().__init__(migration_context, impl)
+
+    @overload
+    def invoke(self, operation: ops.CreateTableOp) -> Table: ...
+
+    @overload
+    def invoke(self, operation: ops.MigrateOperation) -> Any: ...
+
+    def invoke(self, operation: ops.MigrateOperation) -> Any:
+        """Execute ``operation``; in a fan-out, share the SQL of DDL-only operations.
+
+        When many tenants run the same tenant-independent step, an operation
+        that returns nothing and only emits DDL is built and compiled for the
+        first tenant and replayed as SQL for the others (see
+        :mod:`asyncmigrate.runtime.pipeline`).
+        """
+        pipeline = self.migration_context.impl.pipeline
+        if pipeline is None or not isinstance(operation, _SHAREABLE_OPERATIONS):
+            return super().invoke(operation)
+        key = pipeline.op_key(operation)
+        if key is None:
+            return super().invoke(operation)
+        if pipeline.replay(key):
+            return None
+        return pipeline.record(key, lambda: super(Operations, self).invoke(operation))
 
     # -- tables --------------------------------------------------------------------------------
 

@@ -277,6 +277,9 @@ class MigrationContext:
         assert self.connection is not None
         raw = self.connection.connection.driver_connection
         if raw is not None and not getattr(raw, "in_transaction", True):
+            pipeline = self.impl.pipeline
+            if pipeline is not None and pipeline.begin_lazily():
+                return  # sent with the step's first batch
             worker = _aiosqlite_worker(self.connection)
             if worker is not None:  # one hand-off to the worker thread, not a cursor's four
                 await_in_loop(worker._execute(lambda: worker._conn.execute("BEGIN")))

@@ -31,6 +31,14 @@ the same revision and direction, dialect and server version -- and only if
 a cheap fingerprint (statement kind, table, column names) still matches.
 Describing a construct fully costs as much as compiling it, so the guard is
 the step's independence, not the fingerprint.
+
+Whole operations can be shared the same way: in a tenant-independent step,
+an operation that returns nothing and only emits DDL (``create_index``,
+``add_column``, ``drop_constraint`` ...) is recorded as the SQL it queued, and
+the next tenant's same operation queues that SQL without building the
+SQLAlchemy objects again (:meth:`StatementPipeline.replay`). ``create_table``
+(its ``Table`` is returned to the revision), ``bulk_insert`` and ``execute``
+(their values may differ per call) always run.
 """
 
 from __future__ import annotations
@@ -62,6 +70,7 @@ class CompiledCache:
 
     def __init__(self) -> None:
         self._entries: dict[tuple[Any, ...], str] = {}
+        self._operations: dict[tuple[Any, ...], tuple[tuple[str, ...], int]] = {}
         self.hits = 0
         self.misses = 0
 
@@ -75,6 +84,18 @@ class CompiledCache:
 
     def put(self, key: tuple[Any, ...], sql: str) -> None:
         self._entries[key] = sql
+
+    def get_op(self, key: tuple[Any, ...]) -> tuple[tuple[str, ...], int] | None:
+        """The statements (and statement numbers) a shared operation produced."""
+        entry = self._operations.get(key)
+        if entry is None:
+            self.misses += 1
+        else:
+            self.hits += 1
+        return entry
+
+    def put_op(self, key: tuple[Any, ...], entry: tuple[tuple[str, ...], int]) -> None:
+        self._operations[key] = entry
 
 
 def _fingerprint(construct: ClauseElement) -> tuple[Any, ...]:
@@ -95,6 +116,22 @@ def _fingerprint(construct: ClauseElement) -> tuple[Any, ...]:
         names,
         getattr(construct, "column_name", None) or getattr(getattr(construct, "column", None), "name", None),
     )
+
+
+def _op_fingerprint(operation: Any) -> tuple[Any, ...]:
+    """A cheap sanity check on a shared operation: its class and its plain arguments."""
+    parts: list[Any] = [type(operation).__name__]
+    for name, value in sorted(vars(operation).items()):
+        if value is None or isinstance(value, (str, int, float, bool)):
+            parts.append((name, value))
+        elif isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
+            parts.append((name, tuple(value)))
+        elif isinstance(value, TextClause):
+            parts.append((name, value.text))
+        else:
+            column_name = getattr(value, "name", None)
+            parts.append((name, type(value).__name__, column_name if isinstance(column_name, str) else None))
+    return tuple(parts)
 
 
 class _Transport:
@@ -197,6 +234,9 @@ class StatementPipeline:
             self._transport = _ImmediateTransport(connection, self)
         self.sent_batches = 0
         self.statements = 0
+        self._recording: list[str] | None = None
+        self._op_ordinal = 0
+        self._begin_pending = False
         self._inflight: tuple[asyncio.Future[None], list[str]] | None = None
         self.deferred_failure: BaseException | None = None
         """The error of a deferred batch, once :meth:`settle` has seen it (until cleared)."""
@@ -235,14 +275,56 @@ class StatementPipeline:
 
     def add_sql(self, sql: str) -> None:
         """Queue ready-made SQL (already safe to send as it is)."""
+        if self._recording is not None:
+            self._recording.append(sql)
         self._pending.append(sql)
         if not self._transport.batches:
             self.flush()
+
+    # -- sharing whole operations ---------------------------------------------------------
+
+    def op_key(self, operation: Any) -> tuple[Any, ...] | None:
+        """The sharing key of ``operation`` in this step, or None when it may not be shared."""
+        if self._cache is None or self._step is None or not self._static:
+            return None
+        self._op_ordinal += 1
+        dialect = self.connection.dialect
+        return (
+            "op", dialect.name, dialect.server_version_info, self._step, self._op_ordinal,
+            _op_fingerprint(operation),
+        )
+
+    def replay(self, key: tuple[Any, ...]) -> bool:
+        """Queue the SQL another tenant's same operation produced; False when none is known."""
+        assert self._cache is not None
+        entry = self._cache.get_op(key)
+        if entry is None:
+            return False
+        statements, ordinals = entry
+        self._ordinal += ordinals  # keep statement numbering in step with the recorded run
+        for sql in statements:
+            self.add_sql(sql)
+        return True
+
+    def record(self, key: tuple[Any, ...], run: Any) -> Any:
+        """Run ``run()``; keep the SQL it queued under ``key`` if it stayed shareable."""
+        assert self._cache is not None
+        ordinal = self._ordinal
+        recording: list[str] = []
+        self._recording = recording
+        try:
+            result = run()
+        finally:
+            self._recording = None
+        if self._static and recording and result is None:
+            self._cache.put_op(key, (tuple(recording), self._ordinal - ordinal))
+        return result
 
     def begin_step(self, key: tuple[Any, ...]) -> None:
         """Start numbering statements for one migration step (the sharing key)."""
         self._step = key
         self._ordinal = 0
+        self._op_ordinal = 0
         self._static = True
 
     def mark_dynamic(self) -> None:
@@ -262,9 +344,7 @@ class StatementPipeline:
         self._static = False
         if defer and self._transport.batches and self._pending:
             self.settle()
-            batch, self._pending = self._pending, []
-            self.sent_batches += 1
-            self.statements += len(batch)
+            batch = self._take()
             task = asyncio.ensure_future(self._transport.sending(batch))
             self._inflight = (task, batch)
             await_in_loop(asyncio.sleep(0))  # let the batch leave before the next step's work
@@ -345,6 +425,8 @@ class StatementPipeline:
                 self._cache.put(key, sql)
         if not sql:
             return False
+        if self._recording is not None:
+            self._recording.append(sql)
         self._pending.append(sql)
         if not self._transport.batches:
             self.flush()
@@ -368,16 +450,36 @@ class StatementPipeline:
     def flush(self) -> None:
         """Send the queued statements now (in the connection's transaction) and wait."""
         self.settle()
-        if not self._pending:
+        if not self._pending and not self._begin_pending:
             return
+        self._transport.send(self._take())
+
+    def _take(self) -> list[str]:
+        """Take the queue as a batch, a deferred ``BEGIN`` first."""
         batch, self._pending = self._pending, []
+        if self._begin_pending:
+            self._begin_pending = False
+            batch.insert(0, "BEGIN")
         self.sent_batches += 1
         self.statements += len(batch)
-        self._transport.send(batch)
+        return batch
+
+    def begin_lazily(self) -> bool:
+        """Send the transaction's ``BEGIN`` with the next batch; False if this transport can't.
+
+        SQLite over aiosqlite: the ``BEGIN`` that makes a step's DDL
+        transactional then costs no hand-off of its own. Anything else that
+        reaches the connection first sends it first.
+        """
+        if not isinstance(self._transport, _AiosqliteTransport) or self._closed:
+            return False
+        self._begin_pending = True
+        return True
 
     def discard(self) -> None:
         """Drop the queue (its transaction is being rolled back)."""
         self._pending.clear()
+        self._begin_pending = False
         if self._inflight is not None:
             with contextlib.suppress(Exception):  # the rollback undoes it either way
                 self.settle()
@@ -396,6 +498,8 @@ class StatementPipeline:
         self.flush()
 
     def _before_commit(self, conn: Connection) -> None:
+        if not self._pending:
+            self._begin_pending = False  # nothing ran in it: no transaction to open
         self.flush()
 
     def _on_rollback(self, conn: Connection) -> None:

@@ -257,11 +257,13 @@ SHARING = [
     Rev("s0", None, """
         op.create_table("common", sa.Column("id", sa.Integer, primary_key=True), sa.Column("v", sa.String(20)))
         op.create_index("ix_common_v", "common", ["v"])
+        op.add_column("common", sa.Column("extra", sa.Integer, server_default="7"))
     """),
     Rev("s1", "s0", """
         from asyncmigrate import context
         # Tenant-specific DDL: must never be shared with another tenant.
         op.create_table(f"own_{context.tenant.name}", sa.Column("id", sa.Integer, primary_key=True))
+        op.create_index(f"ix_own_{context.tenant.name}", f"own_{context.tenant.name}", ["id"])
     """),
     Rev("s2", "s1", """
         # Reads the database, then decides: also never shared.
@@ -297,11 +299,40 @@ async def test_compiled_ddl_is_shared_but_never_crosses_tenants(
                 assert names == {"alembic_version", "common", f"own_{tenant.name}", "counted_0"}
                 indexes = await conn.run_sync(lambda c, s=tenant.schema: inspect(c).get_indexes("common", schema=s))
                 assert [i["name"] for i in indexes] == ["ix_common_v"]
+                own = await conn.run_sync(
+                    lambda c, s=tenant.schema, n=tenant.name: inspect(c).get_indexes(f"own_{n}", schema=s)
+                )
+                assert [i["name"] for i in own] == [f"ix_own_{tenant.name}"]
+                columns = await conn.run_sync(lambda c, s=tenant.schema: inspect(c).get_columns("common", schema=s))
+                assert [c["name"] for c in columns] == ["id", "v", "extra"]
     finally:
         await engine.dispose()
     (cache,) = caches
-    # s0's two statements compiled once and reused by the five other tenants.
-    assert cache.hits >= 10
+    # s0's table compiled once and its index and column replayed as SQL for the five
+    # other tenants (at least 3 x 5 hits); s1 and s2 never shared.
+    assert cache.hits >= 15
+    assert len(cache._operations) == 2
+
+
+async def test_shared_operations_land_in_each_sqlite_tenant(tmp_path: Path) -> None:
+    config = make_project(tmp_path, SHARING)
+    tenants = [Tenant(f"t{i}", f"sqlite:///{tmp_path}/t{i}.db") for i in range(5)]
+    report = await migrate_tenants(config, tenants, "head", concurrency=2)
+    assert report.counts["ok"] == 5, report.failed
+    for tenant in tenants:
+        engine = create_async_engine(backends.sqlite_url(tmp_path / f"{tenant.name}.db"), poolclass=NullPool)
+        try:
+            async with engine.connect() as conn:
+                indexes = await conn.run_sync(lambda c: inspect(c).get_indexes("common"))
+                assert [i["name"] for i in indexes] == ["ix_common_v"]
+                own = await conn.run_sync(lambda c, n=tenant.name: inspect(c).get_indexes(f"own_{n}"))
+                assert [i["name"] for i in own] == [f"ix_own_{tenant.name}"]
+                row = (await conn.execute(text("INSERT INTO common (v) VALUES ('x') RETURNING extra"))).one()
+                assert row[0] == 7
+                version = (await conn.execute(text("SELECT version_num FROM alembic_version"))).scalar()
+                assert version == "s2"
+        finally:
+            await engine.dispose()
 
 
 async def test_rerun_only_failed_tenants_from_a_report(tmp_path: Path) -> None:
