@@ -30,7 +30,7 @@ from ..exceptions import CommandError, ConfigError, MigrationError, VersionTable
 from ..revision.plan import MigrationInfo, MigrationStep, RevisionStep, VersionChange
 from .local import bind_operations
 from .locking import DEFAULT_LOCK_TIMEOUT, MigrationLock, lock_for
-from .pipeline import StatementPipeline
+from .pipeline import StatementPipeline, send_together
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -386,12 +386,18 @@ class MigrationContext:
             self.impl.static_output(use.format(quoted) + self.impl.command_terminator)
             return
         assert self.connection is not None
+        statements = []
         if self.opts.get("create_schema") and not self.opts.get("dont_mutate"):
             create = "CREATE SCHEMA IF NOT EXISTS {}" if name == "postgresql" else (
                 "CREATE DATABASE IF NOT EXISTS {}"
             )
-            self.connection.exec_driver_sql(create.format(quoted))
-        self.connection.exec_driver_sql(use.format(quoted))
+            statements.append(create.format(quoted))
+        statements.append(use.format(quoted))
+        if not self.connection.in_transaction():
+            self.connection.begin()  # so the commit below covers what is sent together
+        if not send_together(self.connection, statements):
+            for statement in statements:
+                self.connection.exec_driver_sql(statement)
         if not self._in_external_transaction:
             self.connection.commit()
 

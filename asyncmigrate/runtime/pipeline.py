@@ -206,6 +206,24 @@ class _ImmediateTransport(_Transport):
                 self.connection.exec_driver_sql(statement)
 
 
+def send_together(connection: Connection, statements: list[str]) -> bool:
+    """Run answer-less ``statements`` in one round trip when the driver allows it.
+
+    PostgreSQL over asyncpg: one simple-protocol batch in the connection's
+    transaction, instead of a prepare and an execute per statement. Returns
+    False (nothing sent) for other drivers; the caller runs them one by one.
+    """
+    if connection.dialect.name != "postgresql" or connection.dialect.driver != "asyncpg":
+        return False
+    if not in_loop_greenlet():
+        return False
+    adapter = connection.connection.dbapi_connection
+    if not all(hasattr(adapter, n) for n in ("_execute_mutex", "_start_transaction", "_connection")):
+        return False
+    _AsyncpgTransport(connection).send(statements)
+    return True
+
+
 class StatementPipeline:
     """Queue a step's answer-less statements and send them together.
 
