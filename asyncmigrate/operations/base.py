@@ -60,9 +60,14 @@ class AbstractOperations:
         migration_context: MigrationContext,
         impl: DefaultImpl | BatchOperationsImpl | None = None,
     ) -> None:
-        self.migration_context = migration_context
+        self._context = migration_context
         self.impl = impl if impl is not None else migration_context.impl  # type: ignore[assignment]
         self.schema_obj = SchemaObjects(migration_context)
+
+    @property
+    def migration_context(self) -> MigrationContext:
+        """The running :class:`~asyncmigrate.runtime.MigrationContext` (as ``get_context()``)."""
+        return self.get_context()
 
     # -- extension API -----------------------------------------------------------------------
 
@@ -200,7 +205,7 @@ class AbstractOperations:
             naming_convention,
             partial_reordering,
         )
-        yield BatchOperations(self.migration_context, impl=recorder)
+        yield BatchOperations(self._context, impl=recorder)
         recorder.flush()
 
     # -- helpers -------------------------------------------------------------------------------
@@ -217,15 +222,20 @@ class AbstractOperations:
 
     def get_context(self) -> MigrationContext:
         """Return the running :class:`~asyncmigrate.runtime.MigrationContext`."""
-        pipeline = self.migration_context.impl.pipeline
-        if pipeline is not None:
-            # The context exposes per-tenant state: stop sharing compiled SQL for this step.
-            pipeline.mark_dynamic()
-        return self.migration_context
+        self._mark_dynamic()
+        return self._context
 
     def get_bind(self) -> Connection:
         """Return the connection the migration runs on (a SQL-rendering mock offline)."""
-        return self.migration_context.impl.bind  # type: ignore[return-value]
+        self._mark_dynamic()
+        return self._context.impl.bind  # type: ignore[return-value]
+
+    def _mark_dynamic(self) -> None:
+        # The context and the connection expose per-tenant state (the URL, the
+        # tenant): stop sharing this step's compiled SQL with other tenants.
+        pipeline = self._context.impl.pipeline
+        if pipeline is not None:
+            pipeline.mark_dynamic()
 
     def f(self, name: str) -> conv:
         """Mark ``name`` as final, so naming conventions leave it unchanged."""
@@ -261,7 +271,7 @@ class AbstractOperations:
         :raises NotImplementedError: offline.
         :raises ValueError: when the migration does not run on an async driver.
         """
-        if self.migration_context.as_sql:
+        if self._context.as_sql:
             raise NotImplementedError("Cannot call run_async in SQL mode")
         bind = self.get_bind()
         if not bind.dialect.is_async:
@@ -316,7 +326,7 @@ class Operations(AbstractOperations):
         first tenant and replayed as SQL for the others (see
         :mod:`asyncmigrate.runtime.pipeline`).
         """
-        pipeline = self.migration_context.impl.pipeline
+        pipeline = self._context.impl.pipeline
         if pipeline is None or not isinstance(operation, _SHAREABLE_OPERATIONS):
             return super().invoke(operation)
         key = pipeline.op_key(operation)

@@ -145,7 +145,7 @@ class BatchOperationsImpl:
     def _existing_table(self) -> tuple[Table, bool]:
         if self.copy_from is not None:
             return self.copy_from, False
-        context = self.operations.migration_context
+        context = self.operations._context
         if context.as_sql:
             raise CommandError(
                 f"batch_alter_table('{self.table_name}') has to recreate the table on "

@@ -135,7 +135,7 @@ def drop_column(operations: Operations, operation: ops.DropColumnOp) -> None:
     """Drop a column."""
     operations.impl.drop_column(
         operation.table_name,
-        operation.to_column(operations.migration_context),
+        operation.to_column(operations._context),
         schema=operation.schema,
         if_exists=operation.if_exists,
         **operation.kw,
@@ -145,7 +145,7 @@ def drop_column(operations: Operations, operation: ops.DropColumnOp) -> None:
 @Operations.implementation_for(ops.CreateTableOp)
 def create_table(operations: Operations, operation: ops.CreateTableOp) -> Table:
     """Create a table and return the ``Table`` object built for it."""
-    table = operation.to_table(operations.migration_context)
+    table = operation.to_table(operations._context)
     kw = {} if operation.if_not_exists is None else {"if_not_exists": operation.if_not_exists}
     operations.impl.create_table(table, **kw)
     return table
@@ -155,7 +155,7 @@ def create_table(operations: Operations, operation: ops.CreateTableOp) -> Table:
 def drop_table(operations: Operations, operation: ops.DropTableOp) -> None:
     """Drop a table."""
     kw = {} if operation.if_exists is None else {"if_exists": operation.if_exists}
-    operations.impl.drop_table(operation.to_table(operations.migration_context), **kw)
+    operations.impl.drop_table(operation.to_table(operations._context), **kw)
 
 
 @Operations.implementation_for(ops.RenameTableOp)
@@ -169,19 +169,19 @@ def rename_table(operations: Operations, operation: ops.RenameTableOp) -> None:
 @Operations.implementation_for(ops.CreateTableCommentOp)
 def create_table_comment(operations: Operations, operation: ops.CreateTableCommentOp) -> None:
     """Set a table comment."""
-    operations.impl.create_table_comment(operation.to_table(operations.migration_context))
+    operations.impl.create_table_comment(operation.to_table(operations._context))
 
 
 @Operations.implementation_for(ops.DropTableCommentOp)
 def drop_table_comment(operations: Operations, operation: ops.DropTableCommentOp) -> None:
     """Remove a table comment."""
-    operations.impl.drop_table_comment(operation.to_table(operations.migration_context))
+    operations.impl.drop_table_comment(operation.to_table(operations._context))
 
 
 @Operations.implementation_for(ops.CreateIndexOp)
 def create_index(operations: Operations, operation: ops.CreateIndexOp) -> None:
     """Create an index."""
-    index = operation.to_index(operations.migration_context)
+    index = operation.to_index(operations._context)
     kw = {} if operation.if_not_exists is None else {"if_not_exists": operation.if_not_exists}
     operations.impl.create_index(index, **kw)
 
@@ -190,13 +190,13 @@ def create_index(operations: Operations, operation: ops.CreateIndexOp) -> None:
 def drop_index(operations: Operations, operation: ops.DropIndexOp) -> None:
     """Drop an index."""
     kw = {} if operation.if_exists is None else {"if_exists": operation.if_exists}
-    operations.impl.drop_index(operation.to_index(operations.migration_context), **kw)
+    operations.impl.drop_index(operation.to_index(operations._context), **kw)
 
 
 @Operations.implementation_for(ops.AddConstraintOp)
 def create_constraint(operations: Operations, operation: ops.AddConstraintOp) -> None:
     """Add a constraint (primary key, unique, foreign key, check, exclude)."""
-    operations.impl.add_constraint(operation.to_constraint(operations.migration_context))
+    operations.impl.add_constraint(operation.to_constraint(operations._context))
 
 
 @Operations.implementation_for(ops.DropConstraintOp)
@@ -223,6 +223,6 @@ def bulk_insert(operations: Operations, operation: ops.BulkInsertOp) -> None:
 @Operations.implementation_for(ops.ExecuteSQLOp)
 def execute_sql(operations: Operations, operation: ops.ExecuteSQLOp) -> None:
     """Execute SQL on the migration's connection (always outside batch recording)."""
-    operations.migration_context.impl.execute(
+    operations._context.impl.execute(
         operation.sqltext, execution_options=operation.execution_options
     )

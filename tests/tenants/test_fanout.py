@@ -350,3 +350,35 @@ async def test_rerun_only_failed_tenants_from_a_report(tmp_path: Path) -> None:
     assert [r.name for r in second.results] == ["bad_b", "bad_d"]
     with pytest.raises(Exception, match="not a readable fan-out report"):
         FanoutReport.read(tmp_path / "nope.json")
+
+
+async def test_a_step_looking_at_its_connection_is_never_shared(tmp_path: Path) -> None:
+    # The connection tells tenants apart without a query: such a step must run per tenant.
+    revisions = [
+        Rev("c0", None, 'op.create_table("common", sa.Column("id", sa.Integer, primary_key=True), '
+                        'sa.Column("v", sa.String(20)))'),
+        Rev("c1", "c0", """
+            from pathlib import Path
+            name = Path(op.get_bind().engine.url.database).stem
+            op.create_index(f"ix_{name}", "common", ["v"])
+        """),
+        Rev("c2", "c1", """
+            from pathlib import Path
+            name = Path(op.migration_context.connection.engine.url.database).stem
+            op.add_column("common", sa.Column(f"col_{name}", sa.Integer))
+        """),
+    ]
+    config = make_project(tmp_path, revisions)
+    tenants = [Tenant(f"t{i}", f"sqlite:///{tmp_path}/t{i}.db") for i in range(4)]
+    report = await migrate_tenants(config, tenants, "head", concurrency=2)
+    assert report.counts["ok"] == 4, report.failed
+    for tenant in tenants:
+        engine = create_async_engine(backends.sqlite_url(tmp_path / f"{tenant.name}.db"), poolclass=NullPool)
+        try:
+            async with engine.connect() as conn:
+                indexes = await conn.run_sync(lambda c: inspect(c).get_indexes("common"))
+                assert [i["name"] for i in indexes] == [f"ix_{tenant.name}"]
+                columns = await conn.run_sync(lambda c: inspect(c).get_columns("common"))
+                assert [c["name"] for c in columns] == ["id", "v", f"col_{tenant.name}"]
+        finally:
+            await engine.dispose()
