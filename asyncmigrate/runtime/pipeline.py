@@ -26,7 +26,8 @@ Compiled SQL can be shared: a fan-out hands every tenant's pipeline one
 not compile the same DDL a thousand times. Sharing rests on the step being
 tenant-independent: the SQL of a step's N-th statement is reused only while
 that step has not queried the database and has not looked at what differs
-per tenant (``context.tenant``, ``context.config``, ``op.get_context()``), for
+per tenant (``context.tenant``, ``context.config``, ``op.get_context()``,
+``op.get_bind()``, ``op.migration_context``), for
 the same revision and direction, dialect and server version -- and only if
 a cheap fingerprint (statement kind, table, column names) still matches.
 Describing a construct fully costs as much as compiling it, so the guard is
