@@ -75,12 +75,15 @@ class CompiledCache:
         self.hits = 0
         self.misses = 0
 
-    def get(self, key: tuple[Any, ...]) -> str | None:
-        sql = self._entries.get(key)
-        if sql is None:
+    def _count(self, entry: Any) -> Any:
+        if entry is None:
             self.misses += 1
         else:
             self.hits += 1
+        return entry
+
+    def get(self, key: tuple[Any, ...]) -> str | None:
+        sql: str | None = self._count(self._entries.get(key))
         return sql
 
     def put(self, key: tuple[Any, ...], sql: str) -> None:
@@ -88,11 +91,7 @@ class CompiledCache:
 
     def get_op(self, key: tuple[Any, ...]) -> tuple[tuple[str, ...], int] | None:
         """The statements (and statement numbers) a shared operation produced."""
-        entry = self._operations.get(key)
-        if entry is None:
-            self.misses += 1
-        else:
-            self.hits += 1
+        entry: tuple[tuple[str, ...], int] | None = self._count(self._operations.get(key))
         return entry
 
     def put_op(self, key: tuple[Any, ...], entry: tuple[tuple[str, ...], int]) -> None:

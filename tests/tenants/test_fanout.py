@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack
+from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 
 import anyio
 import pytest
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import URL
-from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 from sqlalchemy.pool import NullPool
 
 from asyncmigrate.tenants import Tenant, TenantEvent, TenantResult, migrate_tenants
@@ -314,25 +314,31 @@ async def test_compiled_ddl_is_shared_but_never_crosses_tenants(
     assert len(cache._operations) == 2
 
 
+@asynccontextmanager
+async def sqlite_connection(path: Path) -> AsyncIterator[AsyncConnection]:
+    engine = create_async_engine(backends.sqlite_url(path), poolclass=NullPool)
+    try:
+        async with engine.connect() as conn:
+            yield conn
+    finally:
+        await engine.dispose()
+
+
 async def test_shared_operations_land_in_each_sqlite_tenant(tmp_path: Path) -> None:
     config = make_project(tmp_path, SHARING)
     tenants = [Tenant(f"t{i}", f"sqlite:///{tmp_path}/t{i}.db") for i in range(5)]
     report = await migrate_tenants(config, tenants, "head", concurrency=2)
     assert report.counts["ok"] == 5, report.failed
     for tenant in tenants:
-        engine = create_async_engine(backends.sqlite_url(tmp_path / f"{tenant.name}.db"), poolclass=NullPool)
-        try:
-            async with engine.connect() as conn:
-                indexes = await conn.run_sync(lambda c: inspect(c).get_indexes("common"))
-                assert [i["name"] for i in indexes] == ["ix_common_v"]
-                own = await conn.run_sync(lambda c, n=tenant.name: inspect(c).get_indexes(f"own_{n}"))
-                assert [i["name"] for i in own] == [f"ix_own_{tenant.name}"]
-                row = (await conn.execute(text("INSERT INTO common (v) VALUES ('x') RETURNING extra"))).one()
-                assert row[0] == 7
-                version = (await conn.execute(text("SELECT version_num FROM alembic_version"))).scalar()
-                assert version == "s2"
-        finally:
-            await engine.dispose()
+        async with sqlite_connection(tmp_path / f"{tenant.name}.db") as conn:
+            indexes = await conn.run_sync(lambda c: inspect(c).get_indexes("common"))
+            assert [i["name"] for i in indexes] == ["ix_common_v"]
+            own = await conn.run_sync(lambda c, n=tenant.name: inspect(c).get_indexes(f"own_{n}"))
+            assert [i["name"] for i in own] == [f"ix_own_{tenant.name}"]
+            row = (await conn.execute(text("INSERT INTO common (v) VALUES ('x') RETURNING extra"))).one()
+            assert row[0] == 7
+            version = (await conn.execute(text("SELECT version_num FROM alembic_version"))).scalar()
+            assert version == "s2"
 
 
 async def test_rerun_only_failed_tenants_from_a_report(tmp_path: Path) -> None:
@@ -373,12 +379,8 @@ async def test_a_step_looking_at_its_connection_is_never_shared(tmp_path: Path) 
     report = await migrate_tenants(config, tenants, "head", concurrency=2)
     assert report.counts["ok"] == 4, report.failed
     for tenant in tenants:
-        engine = create_async_engine(backends.sqlite_url(tmp_path / f"{tenant.name}.db"), poolclass=NullPool)
-        try:
-            async with engine.connect() as conn:
-                indexes = await conn.run_sync(lambda c: inspect(c).get_indexes("common"))
-                assert [i["name"] for i in indexes] == [f"ix_{tenant.name}"]
-                columns = await conn.run_sync(lambda c: inspect(c).get_columns("common"))
-                assert [c["name"] for c in columns] == ["id", "v", f"col_{tenant.name}"]
-        finally:
-            await engine.dispose()
+        async with sqlite_connection(tmp_path / f"{tenant.name}.db") as conn:
+            indexes = await conn.run_sync(lambda c: inspect(c).get_indexes("common"))
+            assert [i["name"] for i in indexes] == [f"ix_{tenant.name}"]
+            columns = await conn.run_sync(lambda c: inspect(c).get_columns("common"))
+            assert [c["name"] for c in columns] == ["id", "v", f"col_{tenant.name}"]
