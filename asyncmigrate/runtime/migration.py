@@ -20,11 +20,12 @@ from sqlalchemy.engine import Connection, Dialect, Engine, Transaction
 from sqlalchemy.engine.mock import MockConnection
 from sqlalchemy.engine.url import URL, make_url
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.schema import CreateTable
+from sqlalchemy.schema import CreateTable, Table
 from sqlalchemy.sql.expression import Executable
 
 from .._greenlet import await_in_loop, in_loop_greenlet, to_thread
 from ..ddl import impl_for_dialect
+from ..ddl.impl import DefaultImpl
 from ..events import StepEvent
 from ..exceptions import CommandError, ConfigError, MigrationError, VersionTableError
 from ..revision.plan import MigrationInfo, MigrationStep, RevisionStep, VersionChange
@@ -176,10 +177,9 @@ class MigrationContext:
             probe.record(self.connection)
         if self._in_external_transaction:
             self._begin_sqlite_transaction()
-        self._version = self.impl.version_table_impl(
-            version_table=self.version_table,
-            version_table_schema=self.version_table_schema,
-            version_table_pk=opts.get("version_table_pk", True),
+        self._version = _version_table(
+            self.impl, self.version_table, self.version_table_schema,
+            bool(opts.get("version_table_pk", True)),
         )
         self._lock: MigrationLock | None = None
         self._portals: _PortalSweeper | None = None
@@ -416,7 +416,11 @@ class MigrationContext:
             if self._version_table_exists is None:
                 self._version_table_exists = self._has_version_table()
             if not self._version_table_exists:
-                self.impl._exec(CreateTable(self._version))
+                pipeline = self.impl.pipeline
+                # The same DDL for every tenant of a fan-out: compiled once.
+                key = ("version table", self.version_table, self.version_table_schema)
+                with pipeline.sharing(key) if pipeline is not None else nullcontext():
+                    self.impl._exec(CreateTable(self._version))
                 self._version_table_exists = True
             if purge:
                 self.connection.execute(self._version.delete())
@@ -833,6 +837,29 @@ class MigrationContext:
     def _emit(self, event: StepEvent) -> None:
         if self._on_step is not None:
             self._on_step(event)
+
+
+_VERSION_TABLES: dict[tuple[Any, ...], Table] = {}
+
+
+def _version_table(impl: DefaultImpl, name: str, schema: str | None, pk: bool) -> Table:
+    """The version table's description, shared by every context with the same one.
+
+    Built once per (name, schema, primary key) unless the impl describes it its own way.
+    """
+    if type(impl).version_table_impl is not DefaultImpl.version_table_impl:
+        return impl.version_table_impl(
+            version_table=name, version_table_schema=schema, version_table_pk=pk
+        )
+    key = (name, schema, pk)
+    table = _VERSION_TABLES.get(key)
+    if table is None:
+        if len(_VERSION_TABLES) > 256:
+            _VERSION_TABLES.clear()
+        table = _VERSION_TABLES[key] = impl.version_table_impl(
+            version_table=name, version_table_schema=schema, version_table_pk=pk
+        )
+    return table
 
 
 class _StepRecord:
