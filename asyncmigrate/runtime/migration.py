@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
+import sqlite3
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -486,18 +487,19 @@ class MigrationContext:
         worker = _aiosqlite_worker(self.connection)
         assert worker is not None
         preparer = self.dialect.identifier_preparer
-        schema = preparer.quote_schema(self.version_table_schema or "main")
         name = preparer.format_table(self._version)
 
         def read() -> tuple[str, ...] | None:
             raw = worker._conn
-            found = raw.execute(
-                f"SELECT 1 FROM {schema}.sqlite_master WHERE type = 'table' AND name = ?",
-                (self.version_table,),
-            ).fetchone()
-            if found is None:
+            try:
+                rows = raw.execute(f"SELECT version_num FROM {name}").fetchall()
+            except sqlite3.OperationalError as exc:
+                # One statement; a missing table is the only expected failure (and, on
+                # SQLite, a failed SELECT leaves any open transaction as it was).
+                if not str(exc).startswith("no such table"):
+                    raise
                 return None
-            return tuple(row[0] for row in raw.execute(f"SELECT version_num FROM {name}"))
+            return tuple(row[0] for row in rows)
 
         result: tuple[str, ...] | None = await_in_loop(worker._execute(read))
         return result
