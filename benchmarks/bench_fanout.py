@@ -285,6 +285,19 @@ def scenario(kind: str, count: int, concurrencies: list[int], rounds: int, proxy
         if proxy_proc is not None:
             proxy_proc.terminate()
         shutil.rmtree(root, ignore_errors=True)
+        if kind != "sqlite":
+            drop_database(f"bench_fanout_{os.getpid()}")
+
+
+def drop_database(name: str) -> None:
+    import asyncpg
+
+    async def drop() -> None:
+        conn = await asyncpg.connect(SERVER.replace("postgresql+asyncpg://", "postgresql://"))
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await conn.close()
+
+    asyncio.run(drop())
 
 
 def memory(count: int, concurrency: int) -> None:
