@@ -126,3 +126,23 @@ async def test_events_come_in_pairs_over_many_steps(tmp_path: Path, sqlite_or_pg
     assert all(e.duration is not None and e.duration >= 0 for e in events if e.kind == "finished")
     await command.downgrade(config, "base")
     assert await tables_and_versions(sqlite_or_pg_db) == (set(), set())
+
+
+async def test_autocommit_block_after_a_step_still_running(tmp_path: Path, pg_db: URL) -> None:
+    # b2 leaves its transaction for CREATE INDEX CONCURRENTLY while a1's batch may still
+    # be on the server: the block's commit waits for it, and the index sees a1's table.
+    revisions = [
+        Rev("a1", None, create("t1") + '\nop.add_column("t1", sa.Column("v", sa.Integer))'),
+        Rev("b2", "a1", """
+            with op.get_context().autocommit_block():
+                op.create_index("ix_t1_v", "t1", ["v"], postgresql_concurrently=True)
+        """),
+        Rev("c3", "b2", create("t3")),
+    ]
+    config = make_project(tmp_path, revisions, url=pg_db)
+    events: list[StepEvent] = []
+    await command.upgrade(config, "head", on_step=events.append)
+    assert [(e.kind, e.revision) for e in events] == [
+        (kind, rev) for rev in ("a1", "b2", "c3") for kind in ("started", "finished")
+    ]
+    assert await tables_and_versions(pg_db) == ({"t1", "t3"}, {"c3"})
