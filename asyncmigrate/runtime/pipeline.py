@@ -47,7 +47,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from sqlalchemy import event
@@ -325,7 +325,7 @@ class StatementPipeline:
             self.add_sql(sql)
         return True
 
-    def record(self, key: tuple[Any, ...], run: Any) -> Any:
+    def record(self, key: tuple[Any, ...], run: Callable[[], Any]) -> Any:
         """Run ``run()``; keep the SQL it queued under ``key`` if it stayed shareable."""
         assert self._cache is not None
         ordinal = self._ordinal
