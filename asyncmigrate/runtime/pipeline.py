@@ -395,7 +395,11 @@ class StatementPipeline:
         self._inflight = None
         try:
             await_in_loop(task)
-        except Exception as exc:
+        except BaseException as exc:
+            if not task.done():  # we were cancelled while it runs: stop it too
+                task.cancel()
+            if not isinstance(exc, Exception):
+                raise
             adapter = self.connection.connection.dbapi_connection
             try:
                 _reraise(self.connection, adapter, batch, exc)

@@ -7,9 +7,11 @@ started/finished pairs, and ``on_version_apply`` callbacks see each step done.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import URL
@@ -146,3 +148,23 @@ async def test_autocommit_block_after_a_step_still_running(tmp_path: Path, pg_db
         (kind, rev) for rev in ("a1", "b2", "c3") for kind in ("started", "finished")
     ]
     assert await tables_and_versions(pg_db) == ({"t1", "t3"}, {"c3"})
+
+
+async def test_cancelled_while_a_step_runs_on_the_server(tmp_path: Path, pg_db: URL) -> None:
+    # The caller gives up while a1's batch is still on the server: the call returns at
+    # once, nothing is kept, and the database is left consistent and usable (the next
+    # run waits on the lock until the abandoned session has ended on the server).
+    revisions = [
+        Rev("a1", None, create("t1") + "\nop.execute('SELECT pg_sleep(2)')"),
+        Rev("b2", "a1", create("t2")),
+    ]
+    config = make_project(tmp_path, revisions, url=pg_db)
+    started = time.perf_counter()
+    with anyio.move_on_after(0.5):
+        await command.upgrade(config, "head")
+    assert time.perf_counter() - started < 1.5, "the cancellation waited for the sleep"
+    assert await tables_and_versions(pg_db) == (set(), set())
+    revisions[0] = Rev("a1", None, create("t1"))
+    config = make_project(tmp_path / "again", revisions, url=pg_db)
+    await command.upgrade(config, "head")
+    assert await tables_and_versions(pg_db) == ({"t1", "t2"}, {"b2"})
