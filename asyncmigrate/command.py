@@ -159,9 +159,26 @@ async def _run(
     from .runtime.environment import EnvironmentContext
     from .runtime.envpy import run_env
 
+    # A run on connections of its own is stopped on the server too when the caller
+    # cancels it: otherwise the abandoned session keeps running its statement and
+    # holding its locks (the migration lock included) until the statement ends.
+    probe = None
+    if (
+        fn is not None
+        and not opts.get("as_sql")
+        and "session_probe" not in opts
+        and not any(k in opts or k in config.attributes for k in ("connection", "engine"))
+    ):
+        from .runtime.sessions import SessionProbe
+
+        probe = opts["session_probe"] = SessionProbe()
     env = EnvironmentContext(config, script, fn=fn, **opts)
     try:
         await run_env(env)
+    except anyio.get_cancelled_exc_class():
+        if probe is not None and probe.sessions:
+            await probe.interrupt(terminate=True)
+        raise
     except AsyncMigrateError:
         raise
     except Exception as exc:
