@@ -24,7 +24,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.schema import CreateTable, Table
 from sqlalchemy.sql.expression import Executable
 
-from .._greenlet import await_in_loop, in_loop_greenlet, to_thread
+from .._greenlet import await_in_loop, to_thread
 from ..ddl import impl_for_dialect
 from ..ddl.impl import DefaultImpl
 from ..events import StepEvent
@@ -32,7 +32,7 @@ from ..exceptions import CommandError, ConfigError, MigrationError, VersionTable
 from ..revision.plan import MigrationInfo, MigrationStep, RevisionStep, VersionChange
 from .local import bind_operations
 from .locking import DEFAULT_LOCK_TIMEOUT, MigrationLock, lock_for
-from .pipeline import StatementPipeline, send_together
+from .pipeline import StatementPipeline, aiosqlite_worker, send_together
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -281,7 +281,7 @@ class MigrationContext:
             pipeline = self.impl.pipeline
             if pipeline is not None and pipeline.begin_lazily():
                 return  # sent with the step's first batch
-            worker = _aiosqlite_worker(self.connection)
+            worker = aiosqlite_worker(self.connection)
             if worker is not None:  # one hand-off to the worker thread, not a cursor's four
                 await_in_loop(worker._execute(lambda: worker._conn.execute("BEGIN")))
             else:
@@ -461,7 +461,7 @@ class MigrationContext:
         query = select(self._version.c.version_num)
         if self.dialect.name == "postgresql":
             rows = self._read_version_rows_postgresql()
-        elif self.dialect.name == "sqlite" and _aiosqlite_worker(self.connection) is not None:
+        elif self.dialect.name == "sqlite" and aiosqlite_worker(self.connection) is not None:
             rows = self._read_version_rows_sqlite()
         elif self._in_external_transaction or self.connection.in_transaction():
             if not self._has_version_table():
@@ -484,7 +484,7 @@ class MigrationContext:
     def _read_version_rows_sqlite(self) -> tuple[str, ...] | None:
         """Read the version rows in one hand-off to aiosqlite's thread; None: no table."""
         assert self.connection is not None
-        worker = _aiosqlite_worker(self.connection)
+        worker = aiosqlite_worker(self.connection)
         assert worker is not None
         preparer = self.dialect.identifier_preparer
         name = preparer.format_table(self._version)
@@ -961,16 +961,6 @@ class _OuterMarker:
         self.context._outer_depth -= 1
         if self.context._outer_depth == 0:
             self.context._release_lock()
-
-
-def _aiosqlite_worker(connection: Connection | None) -> Any:
-    """The aiosqlite connection under ``connection`` when statements can run in its thread."""
-    if connection is None or connection.dialect.driver != "aiosqlite" or not in_loop_greenlet():
-        return None
-    worker = getattr(connection.connection.dbapi_connection, "_connection", None)
-    if worker is None or not hasattr(worker, "_execute") or not hasattr(worker, "_conn"):
-        return None
-    return worker
 
 
 def _describe(step: MigrationStep) -> str:

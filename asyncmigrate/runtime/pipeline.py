@@ -62,7 +62,7 @@ from sqlalchemy.sql.selectable import Select
 
 from .._greenlet import await_in_loop, in_loop_greenlet
 
-__all__ = ["CompiledCache", "StatementPipeline"]
+__all__ = ["CompiledCache", "StatementPipeline", "aiosqlite_worker", "send_together"]
 
 log = logging.getLogger(__name__)
 
@@ -214,15 +214,35 @@ def send_together(connection: Connection, statements: list[str]) -> bool:
     transaction, instead of a prepare and an execute per statement. Returns
     False (nothing sent) for other drivers; the caller runs them one by one.
     """
-    if connection.dialect.name != "postgresql" or connection.dialect.driver != "asyncpg":
-        return False
-    if not in_loop_greenlet():
-        return False
-    adapter = connection.connection.dbapi_connection
-    if not all(hasattr(adapter, n) for n in ("_execute_mutex", "_start_transaction", "_connection")):
+    if not in_loop_greenlet() or not _speaks_asyncpg(connection):
         return False
     _AsyncpgTransport(connection).send(statements)
     return True
+
+
+def aiosqlite_worker(connection: Connection | None) -> Any:
+    """The aiosqlite connection under ``connection`` when statements can run in its thread."""
+    if connection is None or connection.dialect.driver != "aiosqlite" or not in_loop_greenlet():
+        return None
+    try:
+        adapter = connection.connection.dbapi_connection
+    except Exception:  # pragma: no cover - a connection without a DBAPI connection
+        return None
+    worker = getattr(adapter, "_connection", None)
+    if worker is None or not hasattr(worker, "_execute") or not hasattr(worker, "_conn"):
+        return None
+    return worker
+
+
+def _speaks_asyncpg(connection: Connection) -> bool:
+    """True when ``connection`` is SQLAlchemy's asyncpg adapter with the parts we drive."""
+    if connection.dialect.name != "postgresql" or connection.dialect.driver != "asyncpg":
+        return False
+    try:
+        adapter = connection.connection.dbapi_connection
+    except Exception:  # pragma: no cover - a connection without a DBAPI connection
+        return False
+    return all(hasattr(adapter, n) for n in ("_execute_mutex", "_start_transaction", "_connection"))
 
 
 class StatementPipeline:
@@ -270,19 +290,10 @@ class StatementPipeline:
         """Return a pipeline fit for the connection's driver, or None when none helps."""
         if not in_loop_greenlet():
             return None
-        dialect = connection.dialect
-        try:
-            adapter = connection.connection.dbapi_connection
-        except Exception:  # pragma: no cover - a connection without a DBAPI connection
-            return None
-        if dialect.name == "postgresql" and dialect.driver == "asyncpg" and all(
-            hasattr(adapter, n) for n in ("_execute_mutex", "_start_transaction", "_connection")
-        ):
+        if _speaks_asyncpg(connection):
             return cls(connection, cache, "asyncpg")
-        if dialect.name == "sqlite" and dialect.driver == "aiosqlite":
-            worker = getattr(adapter, "_connection", None)
-            if worker is not None and hasattr(worker, "_execute") and hasattr(worker, "_conn"):
-                return cls(connection, cache, "aiosqlite")
+        if aiosqlite_worker(connection) is not None:
+            return cls(connection, cache, "aiosqlite")
         if cache is not None:
             return cls(connection, cache, "immediate")
         return None
