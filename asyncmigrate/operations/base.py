@@ -283,12 +283,14 @@ class AbstractOperations:
         return await_only(async_function(async_conn, *args, **kw_args))
 
 
-#: Operations that return nothing and emit only DDL: their SQL may be shared across tenants.
+#: Operations that emit only DDL: their SQL may be shared across tenants. All return
+#: nothing but ``create_table``, whose ``Table`` is shared with its SQL (see ``invoke``).
 _SHAREABLE_OPERATIONS: tuple[type[ops.MigrateOperation], ...] = (
     ops.AddColumnOp,
     ops.AddConstraintOp,
     ops.AlterColumnOp,
     ops.CreateIndexOp,
+    ops.CreateTableOp,
     ops.CreateTableCommentOp,
     ops.DropColumnOp,
     ops.DropConstraintOp,
@@ -297,6 +299,12 @@ _SHAREABLE_OPERATIONS: tuple[type[ops.MigrateOperation], ...] = (
     ops.DropTableOp,
     ops.RenameTableOp,
 )
+
+
+def _shareable_result(result: Any) -> bool:
+    from sqlalchemy import Table
+
+    return result is None or isinstance(result, Table)
 
 
 class Operations(AbstractOperations):
@@ -322,19 +330,28 @@ class Operations(AbstractOperations):
         """Execute ``operation``; in a fan-out, share the SQL of DDL-only operations.
 
         When many tenants run the same tenant-independent step, an operation
-        that returns nothing and only emits DDL is built and compiled for the
-        first tenant and replayed as SQL for the others (see
-        :mod:`asyncmigrate.runtime.pipeline`).
+        that only emits DDL is built and compiled for the first tenant and
+        replayed as SQL for the others (see :mod:`asyncmigrate.runtime.pipeline`).
+        ``create_table`` hands every tenant the ``Table`` the first one built:
+        revisions read it (``op.bulk_insert(table, rows)``), and building the
+        same table again for each tenant is most of a fan-out's Python time.
         """
         pipeline = self._context.impl.pipeline
-        if pipeline is None or not isinstance(operation, _SHAREABLE_OPERATIONS):
+        if (
+            pipeline is None
+            or not isinstance(operation, _SHAREABLE_OPERATIONS)
+            or getattr(operation, "_namespace_metadata", None) is not None
+        ):
             return super().invoke(operation)
         key = pipeline.op_key(operation)
         if key is None:
             return super().invoke(operation)
-        if pipeline.replay(key):
-            return None
-        return pipeline.record(key, lambda: super(Operations, self).invoke(operation))
+        known, result = pipeline.replay(key)
+        if known:
+            return result
+        return pipeline.record(
+            key, lambda: super(Operations, self).invoke(operation), _shareable_result
+        )
 
     # -- tables --------------------------------------------------------------------------------
 

@@ -37,9 +37,9 @@ Whole operations can be shared the same way: in a tenant-independent step,
 an operation that returns nothing and only emits DDL (``create_index``,
 ``add_column``, ``drop_constraint`` ...) is recorded as the SQL it queued, and
 the next tenant's same operation queues that SQL without building the
-SQLAlchemy objects again (:meth:`StatementPipeline.replay`). ``create_table``
-(its ``Table`` is returned to the revision), ``bulk_insert`` and ``execute``
-(their values may differ per call) always run.
+SQLAlchemy objects again (:meth:`StatementPipeline.replay`); ``create_table``
+also hands back the ``Table`` the first tenant built. ``bulk_insert`` and
+``execute`` (their values may differ per call) always run.
 """
 
 from __future__ import annotations
@@ -72,7 +72,7 @@ class CompiledCache:
 
     def __init__(self) -> None:
         self._entries: dict[tuple[Any, ...], str] = {}
-        self._operations: dict[tuple[Any, ...], tuple[tuple[str, ...], int]] = {}
+        self._operations: dict[tuple[Any, ...], tuple[tuple[str, ...], int, Any]] = {}
         self.hits = 0
         self.misses = 0
 
@@ -90,12 +90,12 @@ class CompiledCache:
     def put(self, key: tuple[Any, ...], sql: str) -> None:
         self._entries[key] = sql
 
-    def get_op(self, key: tuple[Any, ...]) -> tuple[tuple[str, ...], int] | None:
-        """The statements (and statement numbers) a shared operation produced."""
-        entry: tuple[tuple[str, ...], int] | None = self._count(self._operations.get(key))
+    def get_op(self, key: tuple[Any, ...]) -> tuple[tuple[str, ...], int, Any] | None:
+        """The statements, statement count and result a shared operation produced."""
+        entry: tuple[tuple[str, ...], int, Any] | None = self._count(self._operations.get(key))
         return entry
 
-    def put_op(self, key: tuple[Any, ...], entry: tuple[tuple[str, ...], int]) -> None:
+    def put_op(self, key: tuple[Any, ...], entry: tuple[tuple[str, ...], int, Any]) -> None:
         self._operations[key] = entry
 
 
@@ -119,6 +119,17 @@ def _fingerprint(construct: ClauseElement) -> tuple[Any, ...]:
     )
 
 
+def _plain(value: Any) -> Any:
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    return type(value).__name__
+
+
+def _plain_name(value: Any) -> str | None:
+    name = getattr(value, "name", None)
+    return name if isinstance(name, str) else None
+
+
 def _op_fingerprint(operation: Any) -> tuple[Any, ...]:
     """A cheap sanity check on a shared operation: its class and its plain arguments."""
     parts: list[Any] = [type(operation).__name__]
@@ -127,6 +138,10 @@ def _op_fingerprint(operation: Any) -> tuple[Any, ...]:
             parts.append((name, value))
         elif isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
             parts.append((name, tuple(value)))
+        elif isinstance(value, (list, tuple)):  # columns, constraints: kinds and names
+            parts.append((name, tuple((type(v).__name__, _plain_name(v)) for v in value)))
+        elif isinstance(value, dict):
+            parts.append((name, tuple(sorted((str(k), _plain(v)) for k, v in value.items()))))
         elif isinstance(value, TextClause):
             parts.append((name, value.text))
         else:
@@ -324,20 +339,29 @@ class StatementPipeline:
             _op_fingerprint(operation),
         )
 
-    def replay(self, key: tuple[Any, ...]) -> bool:
-        """Queue the SQL another tenant's same operation produced; False when none is known."""
+    def replay(self, key: tuple[Any, ...]) -> tuple[bool, Any]:
+        """Queue the SQL another tenant's same operation produced.
+
+        Returns ``(True, result)`` with that operation's result (None, or the
+        ``Table`` of a ``create_table``), or ``(False, None)`` when none is known.
+        """
         assert self._cache is not None
         entry = self._cache.get_op(key)
         if entry is None:
-            return False
-        statements, ordinals = entry
+            return False, None
+        statements, ordinals, result = entry
         self._ordinal += ordinals  # keep statement numbering in step with the recorded run
         for sql in statements:
             self.add_sql(sql)
-        return True
+        return True, result
 
-    def record(self, key: tuple[Any, ...], run: Callable[[], Any]) -> Any:
-        """Run ``run()``; keep the SQL it queued under ``key`` if it stayed shareable."""
+    def record(
+        self, key: tuple[Any, ...], run: Callable[[], Any], shareable: Callable[[Any], bool]
+    ) -> Any:
+        """Run ``run()``; keep the SQL it queued (and its result) under ``key`` if it stayed shareable.
+
+        ``shareable(result)`` says whether the result may be handed to other tenants.
+        """
         assert self._cache is not None
         ordinal = self._ordinal
         recording: list[str] = []
@@ -346,8 +370,8 @@ class StatementPipeline:
             result = run()
         finally:
             self._recording = None
-        if self._static and recording and result is None:
-            self._cache.put_op(key, (tuple(recording), self._ordinal - ordinal))
+        if self._static and recording and shareable(result):
+            self._cache.put_op(key, (tuple(recording), self._ordinal - ordinal, result))
         return result
 
     def begin_step(self, key: tuple[Any, ...]) -> None:

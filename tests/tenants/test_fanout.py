@@ -255,9 +255,13 @@ async def test_shard_selects_a_stable_subset(tmp_path: Path) -> None:
 
 SHARING = [
     Rev("s0", None, """
-        op.create_table("common", sa.Column("id", sa.Integer, primary_key=True), sa.Column("v", sa.String(20)))
+        common = op.create_table(
+            "common", sa.Column("id", sa.Integer, primary_key=True), sa.Column("v", sa.String(20))
+        )
         op.create_index("ix_common_v", "common", ["v"])
         op.add_column("common", sa.Column("extra", sa.Integer, server_default="7"))
+        # The Table a shared create_table hands back serves every tenant.
+        op.bulk_insert(common, [{"v": "seed"}])
     """),
     Rev("s1", "s0", """
         from asyncmigrate import context
@@ -296,7 +300,7 @@ async def test_compiled_ddl_is_shared_but_never_crosses_tenants(
         async with engine.connect() as conn:
             for tenant in tenants:
                 names = await conn.run_sync(lambda c, s=tenant.schema: set(inspect(c).get_table_names(schema=s)))
-                assert names == {"alembic_version", "common", f"own_{tenant.name}", "counted_0"}
+                assert names == {"alembic_version", "common", f"own_{tenant.name}", "counted_1"}
                 indexes = await conn.run_sync(lambda c, s=tenant.schema: inspect(c).get_indexes("common", schema=s))
                 assert [i["name"] for i in indexes] == ["ix_common_v"]
                 own = await conn.run_sync(
@@ -308,10 +312,10 @@ async def test_compiled_ddl_is_shared_but_never_crosses_tenants(
     finally:
         await engine.dispose()
     (cache,) = caches
-    # s0's table compiled once and its index and column replayed as SQL for the five
-    # other tenants (at least 3 x 5 hits); s1 and s2 never shared.
+    # s0's table, index and column built and compiled once and replayed as SQL for the
+    # five other tenants (at least 3 x 5 hits); s1 and s2 never shared.
     assert cache.hits >= 15
-    assert len(cache._operations) == 2
+    assert len(cache._operations) == 3
 
 
 @asynccontextmanager
@@ -335,6 +339,8 @@ async def test_shared_operations_land_in_each_sqlite_tenant(tmp_path: Path) -> N
             assert [i["name"] for i in indexes] == ["ix_common_v"]
             own = await conn.run_sync(lambda c, n=tenant.name: inspect(c).get_indexes(f"own_{n}"))
             assert [i["name"] for i in own] == [f"ix_own_{tenant.name}"]
+            seeded = (await conn.execute(text("SELECT v FROM common"))).scalars().all()
+            assert seeded == ["seed"]
             row = (await conn.execute(text("INSERT INTO common (v) VALUES ('x') RETURNING extra"))).one()
             assert row[0] == 7
             version = (await conn.execute(text("SELECT version_num FROM alembic_version"))).scalar()
