@@ -43,9 +43,16 @@ __all__ = ["MigrationContext", "RunRecord"]
 
 log = logging.getLogger("asyncmigrate.runtime.migration")
 
-# The catalog lookup goes through pg_class (an MVCC read) rather than to_regclass(), which
-# resolves names without a lock and can miss a table another session committed while this
-# transaction was open.
+# Two ways to find the version table. to_regclass() resolves the name through the
+# backend's catalog caches: cheapest on a new connection (no join to plan over cold
+# catalogs), but a name it did not find earlier in this transaction may stay unfound after
+# another session commits the table. So once a read found no table, the next one (after
+# taking the migration lock) goes through pg_class, an MVCC read that sees that commit.
+_PG_VERSION_READ_CACHED = text(
+    "SELECT query_to_xml(format('SELECT version_num FROM %s', r), false, true, '') FROM "
+    "(SELECT to_regclass(format('%I.%I', coalesce(CAST(:schema AS text), current_schema()), "
+    "CAST(:table AS text))) AS r) found WHERE r IS NOT NULL"
+)
 _PG_VERSION_READ = text(
     "SELECT query_to_xml(format('SELECT version_num FROM %I.%I', n.nspname, c.relname), "
     "false, true, '') FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n "
@@ -511,8 +518,9 @@ class MigrationContext:
         it exists. None means there is no table.
         """
         assert self.connection is not None
+        query = _PG_VERSION_READ if self._version_table_exists is False else _PG_VERSION_READ_CACHED
         row = self.connection.execute(
-            _PG_VERSION_READ, {"table": self.version_table, "schema": self.version_table_schema}
+            query, {"table": self.version_table, "schema": self.version_table_schema}
         ).first()
         if row is None:
             return None
