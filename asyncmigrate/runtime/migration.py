@@ -32,7 +32,7 @@ from ..exceptions import CommandError, ConfigError, MigrationError, VersionTable
 from ..revision.plan import MigrationInfo, MigrationStep, RevisionStep, VersionChange
 from .local import bind_operations
 from .locking import DEFAULT_LOCK_TIMEOUT, MigrationLock, lock_for
-from .pipeline import StatementPipeline, aiosqlite_worker, send_together
+from .pipeline import Checked, StatementPipeline, aiosqlite_worker, send_together
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -40,6 +40,11 @@ if TYPE_CHECKING:
     from .environment import EnvironmentContext
 
 __all__ = ["MigrationContext", "RunRecord"]
+
+
+def _quoted(value: str | None) -> str:
+    """A SQL string literal."""
+    return "'" + (value or "").replace("'", "''") + "'"
 
 log = logging.getLogger("asyncmigrate.runtime.migration")
 
@@ -539,12 +544,28 @@ class MigrationContext:
             )
         return heads[0] if heads else None
 
-    def _apply_version_change(self, change: VersionChange) -> None:
+    def _apply_version_changes(self, changes: Sequence[VersionChange]) -> None:
+        """Write a step's version-row changes; each UPDATE and DELETE must match one row."""
         pipeline = self.impl.pipeline
-        if pipeline is not None and pipeline.batches:
-            # Queued with the step's DDL: plain SQL, no per-tenant compilation.
-            pipeline.add_sql(self._version_sql(change))
+        if pipeline is None or not pipeline.batches:
+            for change in changes:
+                self._apply_version_change(change)
             return
+        # Queued with the step's DDL as plain SQL (no per-tenant compilation), checked
+        # when the batch runs. Where only a batch's last statement can be checked
+        # (asyncpg), several changes travel as one statement.
+        if pipeline.checks_each or len(changes) == 1:
+            for change in changes:
+                pipeline.add_sql(self._version_sql(change))
+        elif changes:
+            pipeline.add_sql(self._version_sql_together(changes))
+
+    def _expected(self, change: VersionChange) -> str:
+        if change.kind == "delete":
+            return f"deleting '{change.old}'"
+        return f"updating '{change.old}' to '{change.new}'"
+
+    def _apply_version_change(self, change: VersionChange) -> None:
         table = self._version
         col = table.c.version_num
         if change.kind == "insert":
@@ -552,14 +573,13 @@ class MigrationContext:
             return
         if change.kind == "delete":
             stmt: Executable = table.delete().where(col == literal(change.old))
-            expected = f"deleting '{change.old}'"
         else:
             stmt = (
                 table.update()
                 .values(version_num=literal(change.new))
                 .where(col == literal(change.old))
             )
-            expected = f"updating '{change.old}' to '{change.new}'"
+        expected = self._expected(change)
         result = self.impl._exec(stmt)
         if (
             result is not None
@@ -572,20 +592,43 @@ class MigrationContext:
                 f"'{self.version_table}'; {result.rowcount} found"
             )
 
-    def _version_sql(self, change: VersionChange) -> str:
-        """The SQL of a version-row change, values inlined (for a pipelined step)."""
+    def _version_statement(self, change: VersionChange) -> str:
+        """The plain SQL of a version-row change, values inlined."""
         name = self.dialect.identifier_preparer.format_table(self._version)
-
-        def quoted(value: str | None) -> str:
-            return "'" + (value or "").replace("'", "''") + "'"
-
         if change.kind == "insert":
-            return f"INSERT INTO {name} (version_num) VALUES ({quoted(change.new)})"
+            return f"INSERT INTO {name} (version_num) VALUES ({_quoted(change.new)})"
         if change.kind == "delete":
-            return f"DELETE FROM {name} WHERE version_num = {quoted(change.old)}"
+            return f"DELETE FROM {name} WHERE version_num = {_quoted(change.old)}"
         return (
-            f"UPDATE {name} SET version_num = {quoted(change.new)} "
-            f"WHERE version_num = {quoted(change.old)}"
+            f"UPDATE {name} SET version_num = {_quoted(change.new)} "
+            f"WHERE version_num = {_quoted(change.old)}"
+        )
+
+    def _version_sql(self, change: VersionChange) -> str:
+        """A version-row change for a pipelined step; an UPDATE or DELETE must match one row."""
+        sql = self._version_statement(change)
+        if change.kind == "insert":
+            return sql
+        return Checked(
+            sql, 1,
+            f"Online migration expected to match one row when {self._expected(change)} "
+            f"in '{self.version_table}'",
+        )
+
+    def _version_sql_together(self, changes: Sequence[VersionChange]) -> str:
+        """Several version-row changes as one checked PostgreSQL statement.
+
+        Each change is a data-modifying ``WITH`` query; the statement returns
+        one row only if every UPDATE and DELETE matched exactly one row.
+        """
+        parts = [f"c{i} AS ({self._version_statement(c)} RETURNING 1)" for i, c in enumerate(changes)]
+        conditions = [f"(SELECT count(*) FROM c{i}) = 1" for i in range(len(changes))]
+        checked = [self._expected(c) for c in changes if c.kind != "insert"]
+        return Checked(
+            f"WITH {', '.join(parts)} SELECT 1 WHERE {' AND '.join(conditions)}", 1,
+            f"Online migration expected to match one row each when {', '.join(checked)} "
+            f"in '{self.version_table}'",
+            tell_count=False,
         )
 
     def stamp(self, script_directory: ScriptDirectory, revision: str) -> None:
@@ -597,8 +640,7 @@ class MigrationContext:
             self._ensure_version_table()
         current = set(heads)
         for step in stamp_plan(script_directory.graph, revision, heads):
-            for change in step.advance(current):
-                self._apply_version_change(change)
+            self._apply_version_changes(step.advance(current))
 
     # -- locking -------------------------------------------------------------------------
 
@@ -764,8 +806,7 @@ class MigrationContext:
                         fn(**kw)
                     if self._portals is not None:
                         self._portals.sweep(self.connection)
-                for change in step.advance(current):
-                    self._apply_version_change(change)
+                self._apply_version_changes(step.advance(current))
                 self._confirm_previous(this)
                 if pipeline is not None:
                     pipeline.end_step(defer=self._may_defer())
@@ -829,9 +870,10 @@ class MigrationContext:
         elapsed = time.perf_counter() - step.started
         message = f"{step.description} failed: {type(exc).__name__}: {_first_line(exc)}"
         self._emit(step.event("failed", elapsed, message))
-        if isinstance(exc, MigrationError):
+        if isinstance(exc, MigrationError) and exc.revision is not None:
             return exc
-        error = MigrationError(message, revision=step.revision, direction=step.direction)
+        kind = type(exc) if isinstance(exc, MigrationError) else MigrationError
+        error = kind(message, revision=step.revision, direction=step.direction)
         error.__cause__ = exc
         return error
 

@@ -19,7 +19,9 @@ statement run through SQLAlchemy (queries, ``op.get_bind().execute()``,
 savepoints), a commit, and the end of every migration step, so events,
 callbacks and errors still belong to the right step. A rollback drops the
 queue. In autocommit mode (``autocommit_block``) nothing is queued: such
-statements must run one by one, outside a transaction block.
+statements must run one by one, outside a transaction block. A version-row
+``UPDATE``/``DELETE`` is queued :class:`Checked`: the batch fails unless it
+matched exactly one row, as it would run on its own.
 
 Compiled SQL can be shared: a fan-out hands every tenant's pipeline one
 :class:`CompiledCache`, so a thousand tenants running the same revision do
@@ -61,8 +63,9 @@ from sqlalchemy.sql.schema import DefaultGenerator
 from sqlalchemy.sql.selectable import Select
 
 from .._greenlet import await_in_loop, in_loop_greenlet
+from ..exceptions import AsyncMigrateError, VersionTableError
 
-__all__ = ["CompiledCache", "StatementPipeline", "aiosqlite_worker", "send_together"]
+__all__ = ["Checked", "CompiledCache", "StatementPipeline", "aiosqlite_worker", "send_together"]
 
 log = logging.getLogger(__name__)
 
@@ -150,10 +153,39 @@ def _op_fingerprint(operation: Any) -> tuple[Any, ...]:
     return tuple(parts)
 
 
+class Checked(str):
+    """A queued statement whose count of affected (or returned) rows is verified.
+
+    Version-row changes are checked this way: an ``UPDATE`` that matched no
+    row means another migrator (or the migration itself) moved the version
+    table, and the step must fail rather than be recorded twice.
+    """
+
+    rows: int
+    message: str
+    tell_count: bool
+
+    def __new__(cls, sql: str, rows: int, message: str, tell_count: bool = True) -> Checked:
+        checked = super().__new__(cls, sql)
+        checked.rows = rows
+        checked.message = message
+        checked.tell_count = tell_count
+        return checked
+
+    def verify(self, count: int) -> None:
+        """Raise :class:`VersionTableError` unless ``count`` is the expected number of rows."""
+        if count != self.rows:
+            raise VersionTableError(
+                f"{self.message}; {count} found" if self.tell_count else self.message
+            )
+
+
 class _Transport:
     """How queued statements reach the database."""
 
     batches = True
+    checks_each = True
+    """Whether every :class:`Checked` statement of a batch can be verified (else only the last)."""
 
     def __init__(self, connection: Connection) -> None:
         self.connection = connection
@@ -174,7 +206,14 @@ class _Transport:
 
 
 class _AsyncpgTransport(_Transport):
-    """One simple-protocol batch on the asyncpg connection, in SQLAlchemy's transaction."""
+    """One simple-protocol batch on the asyncpg connection, in SQLAlchemy's transaction.
+
+    The server answers a batch with the status of its last statement only
+    (``UPDATE 1``, ``SELECT 0``): a :class:`Checked` statement is verified
+    when it ends its batch.
+    """
+
+    checks_each = False
 
     def autocommit(self) -> bool:
         adapter = self.connection.connection.dbapi_connection
@@ -185,7 +224,11 @@ class _AsyncpgTransport(_Transport):
         async with adapter._execute_mutex:
             if adapter._transaction is None and adapter.isolation_level != "autocommit":
                 await adapter._start_transaction()
-            await adapter._connection.execute(";\n".join(batch))
+            status = await adapter._connection.execute(";\n".join(batch))
+        last = batch[-1] if batch else None
+        if isinstance(last, Checked):
+            count = status.rsplit(" ", 1)[-1] if status else ""
+            last.verify(int(count) if count.isdigit() else -1)
 
 
 class _AiosqliteTransport(_Transport):
@@ -202,7 +245,9 @@ class _AiosqliteTransport(_Transport):
         def run_all() -> None:
             raw = worker._conn  # the sqlite3.Connection, used in its own thread
             for statement in batch:
-                raw.execute(statement)
+                cursor = raw.execute(statement)
+                if isinstance(statement, Checked):
+                    statement.verify(cursor.rowcount)
 
         await worker._execute(run_all)
 
@@ -219,7 +264,9 @@ class _ImmediateTransport(_Transport):
     def send(self, batch: list[str]) -> None:
         for statement in batch:
             with self._pipeline.own_execution():
-                self.connection.exec_driver_sql(statement)
+                result = self.connection.exec_driver_sql(statement)
+            if isinstance(statement, Checked) and self.connection.dialect.supports_sane_rowcount:
+                statement.verify(result.rowcount)
 
 
 def send_together(connection: Connection, statements: list[str]) -> bool:
@@ -318,8 +365,19 @@ class StatementPipeline:
         """True when queued statements travel together (not one by one)."""
         return self._transport.batches
 
+    @property
+    def checks_each(self) -> bool:
+        """Whether each :class:`Checked` statement is verified, wherever it stands in its batch."""
+        return self._transport.checks_each
+
     def add_sql(self, sql: str) -> None:
-        """Queue ready-made SQL (already safe to send as it is)."""
+        """Queue ready-made SQL (already safe to send as it is).
+
+        A :class:`Checked` statement is verified when its batch runs; where
+        only a batch's last statement can be (asyncpg), whatever is queued
+        after one goes in the next batch.
+        """
+        self._keep_check_last()
         if self._recording is not None:
             self._recording.append(sql)
         self._pending.append(sql)
@@ -495,6 +553,7 @@ class StatementPipeline:
                 self._cache.put(key, sql)
         if not sql:
             return False
+        self._keep_check_last()
         if self._recording is not None:
             self._recording.append(sql)
         self._pending.append(sql)
@@ -516,6 +575,10 @@ class StatementPipeline:
         return (dialect.name, dialect.server_version_info, self._step, self._ordinal, fingerprint)
 
     # -- sending ----------------------------------------------------------------------------
+
+    def _keep_check_last(self) -> None:
+        if self._pending and isinstance(self._pending[-1], Checked) and not self.checks_each:
+            self.flush()
 
     def flush(self) -> None:
         """Send the queued statements now (in the connection's transaction) and wait."""
@@ -590,7 +653,7 @@ class _OwnExecution:
 def _reraise(connection: Connection, adapter: Any, batch: list[str], exc: Exception) -> None:
     """Raise a driver error from a batch the way SQLAlchemy would have raised it."""
     log.debug("Batch failed:\n%s", ";\n".join(batch))
-    if isinstance(exc, DBAPIError):
+    if isinstance(exc, (DBAPIError, AsyncMigrateError)):
         raise exc
     translated = _translate(adapter, exc)
     dialect = connection.dialect
