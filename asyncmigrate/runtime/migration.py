@@ -13,7 +13,7 @@ import sqlite3
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
 from typing import TYPE_CHECKING, Any, Literal, TextIO
 
 from sqlalchemy import event, inspect, literal, select, text
@@ -32,7 +32,13 @@ from ..exceptions import CommandError, ConfigError, MigrationError, VersionTable
 from ..revision.plan import MigrationInfo, MigrationStep, RevisionStep, VersionChange
 from .local import bind_operations
 from .locking import DEFAULT_LOCK_TIMEOUT, MigrationLock, lock_for
-from .pipeline import Checked, StatementPipeline, aiosqlite_worker, send_together
+from .pipeline import (
+    Checked,
+    StatementPipeline,
+    aiosqlite_worker,
+    fetch_before_transaction,
+    send_together,
+)
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -53,16 +59,16 @@ log = logging.getLogger("asyncmigrate.runtime.migration")
 # catalogs), but a name it did not find earlier in this transaction may stay unfound after
 # another session commits the table. So once a read found no table, the next one (after
 # taking the migration lock) goes through pg_class, an MVCC read that sees that commit.
-_PG_VERSION_READ_CACHED = text(
+_PG_VERSION_READ_CACHED = (
     "SELECT query_to_xml(format('SELECT version_num FROM %s', r), false, true, '') FROM "
-    "(SELECT to_regclass(format('%I.%I', coalesce(CAST(:schema AS text), current_schema()), "
-    "CAST(:table AS text))) AS r) found WHERE r IS NOT NULL"
+    "(SELECT to_regclass(format('%I.%I', coalesce(CAST($2 AS text), current_schema()), "
+    "CAST($1 AS text))) AS r) found WHERE r IS NOT NULL"
 )
-_PG_VERSION_READ = text(
+_PG_VERSION_READ = (
     "SELECT query_to_xml(format('SELECT version_num FROM %I.%I', n.nspname, c.relname), "
     "false, true, '') FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n "
-    "ON n.oid = c.relnamespace WHERE c.relname = :table AND c.relkind IN ('r', 'p') "
-    "AND n.nspname = coalesce(CAST(:schema AS text), current_schema())"
+    "ON n.oid = c.relnamespace WHERE c.relname = $1 AND c.relkind IN ('r', 'p') "
+    "AND n.nspname = coalesce(CAST($2 AS text), current_schema())"
 )
 _PG_XML_VALUE = re.compile(r"<version_num>([^<]*)</version_num>")
 
@@ -116,7 +122,14 @@ class _ProxyTransaction:
             if transaction is not None:
                 self.context._transaction = None
                 if exc_type is None and transaction.is_active:
-                    transaction.commit()
+                    try:
+                        transaction.commit()
+                    except BaseException:
+                        # The commit failed (e.g. the step's batch sent with it): the
+                        # connection must not be left waiting for a rollback.
+                        with suppress(Exception):
+                            transaction.rollback()
+                        raise
                 elif transaction.is_active:
                     transaction.rollback()
         finally:
@@ -524,9 +537,11 @@ class MigrationContext:
         """
         assert self.connection is not None
         query = _PG_VERSION_READ if self._version_table_exists is False else _PG_VERSION_READ_CACHED
-        row = self.connection.execute(
-            query, {"table": self.version_table, "schema": self.version_table_schema}
-        ).first()
+        args = (self.version_table, self.version_table_schema)
+        done, row = fetch_before_transaction(self.connection, query, *args)
+        if not done:
+            named = text(query.replace("$1", ":table").replace("$2", ":schema"))
+            row = self.connection.execute(named, {"table": args[0], "schema": args[1]}).first()
         if row is None:
             return None
         return tuple(_PG_XML_VALUE.findall(row[0] or ""))
@@ -547,18 +562,13 @@ class MigrationContext:
     def _apply_version_changes(self, changes: Sequence[VersionChange]) -> None:
         """Write a step's version-row changes; each UPDATE and DELETE must match one row."""
         pipeline = self.impl.pipeline
-        if pipeline is None or not pipeline.batches:
-            for change in changes:
-                self._apply_version_change(change)
-            return
-        # Queued with the step's DDL as plain SQL (no per-tenant compilation), checked
-        # when the batch runs. Where only a batch's last statement can be checked
-        # (asyncpg), several changes travel as one statement.
-        if pipeline.checks_each or len(changes) == 1:
-            for change in changes:
+        for change in changes:
+            if pipeline is not None and pipeline.batches:
+                # Queued with the step's DDL as plain SQL (no per-tenant compilation),
+                # checked when the batch runs.
                 pipeline.add_sql(self._version_sql(change))
-        elif changes:
-            pipeline.add_sql(self._version_sql_together(changes))
+            else:
+                self._apply_version_change(change)
 
     def _expected(self, change: VersionChange) -> str:
         if change.kind == "delete":
@@ -613,22 +623,6 @@ class MigrationContext:
             sql, 1,
             f"Online migration expected to match one row when {self._expected(change)} "
             f"in '{self.version_table}'",
-        )
-
-    def _version_sql_together(self, changes: Sequence[VersionChange]) -> str:
-        """Several version-row changes as one checked PostgreSQL statement.
-
-        Each change is a data-modifying ``WITH`` query; the statement returns
-        one row only if every UPDATE and DELETE matched exactly one row.
-        """
-        parts = [f"c{i} AS ({self._version_statement(c)} RETURNING 1)" for i, c in enumerate(changes)]
-        conditions = [f"(SELECT count(*) FROM c{i}) = 1" for i in range(len(changes))]
-        checked = [self._expected(c) for c in changes if c.kind != "insert"]
-        return Checked(
-            f"WITH {', '.join(parts)} SELECT 1 WHERE {' AND '.join(conditions)}", 1,
-            f"Online migration expected to match one row each when {', '.join(checked)} "
-            f"in '{self.version_table}'",
-            tell_count=False,
         )
 
     def stamp(self, script_directory: ScriptDirectory, revision: str) -> None:
@@ -712,6 +706,12 @@ class MigrationContext:
                 self.connection, self.opts.get("compiled_cache")
             )
             self.impl.pipeline = pipeline
+            if pipeline is not None:
+                pipeline.commit_follows(
+                    self.impl.transactional_ddl
+                    and self._transaction_per_migration
+                    and not self._in_external_transaction
+                )
         self._portals = None if self.as_sql else _PortalSweeper.for_connection(self.connection)
         try:
             if self.purge:

@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -65,7 +66,14 @@ from sqlalchemy.sql.selectable import Select
 from .._greenlet import await_in_loop, in_loop_greenlet
 from ..exceptions import AsyncMigrateError, VersionTableError
 
-__all__ = ["Checked", "CompiledCache", "StatementPipeline", "aiosqlite_worker", "send_together"]
+__all__ = [
+    "Checked",
+    "CompiledCache",
+    "StatementPipeline",
+    "aiosqlite_worker",
+    "fetch_before_transaction",
+    "send_together",
+]
 
 log = logging.getLogger(__name__)
 
@@ -154,38 +162,63 @@ def _op_fingerprint(operation: Any) -> tuple[Any, ...]:
 
 
 class Checked(str):
-    """A queued statement whose count of affected (or returned) rows is verified.
+    """A queued statement (an ``UPDATE`` or ``DELETE``) that must affect exactly ``rows`` rows.
 
     Version-row changes are checked this way: an ``UPDATE`` that matched no
     row means another migrator (or the migration itself) moved the version
-    table, and the step must fail rather than be recorded twice.
+    table, and the step must fail rather than be recorded twice. Where the
+    driver reports each statement's row count (aiosqlite), it is read there;
+    in a PostgreSQL batch, whose answer carries only the last statement's
+    status, the statement checks itself (:meth:`self_checking`).
     """
 
     rows: int
     message: str
-    tell_count: bool
+    token: str
 
-    def __new__(cls, sql: str, rows: int, message: str, tell_count: bool = True) -> Checked:
+    def __new__(cls, sql: str, rows: int, message: str) -> Checked:
         checked = super().__new__(cls, sql)
         checked.rows = rows
         checked.message = message
-        checked.tell_count = tell_count
+        checked.token = f"asyncmigrate-row-check-{next(_CHECKS)}"
         return checked
 
     def verify(self, count: int) -> None:
         """Raise :class:`VersionTableError` unless ``count`` is the expected number of rows."""
         if count != self.rows:
-            raise VersionTableError(
-                f"{self.message}; {count} found" if self.tell_count else self.message
-            )
+            raise VersionTableError(f"{self.message}; {count} found")
+
+    def self_checking(self) -> str:
+        """The statement as PostgreSQL SQL that fails, naming :attr:`token`, on another count."""
+        # The CASE depends on count(*), so the failing cast is never folded at plan time.
+        return (
+            f"WITH changed AS ({self} RETURNING 1) "
+            f"SELECT CAST(CASE WHEN count(*) = {self.rows} THEN '0' "
+            f"ELSE '{self.token}:' || count(*) END AS integer) FROM changed"
+        )
+
+    @staticmethod
+    def failed_in(batch: list[str], exc: BaseException) -> VersionTableError | None:
+        """The check of ``batch`` that ``exc`` (a self-checking statement's error) reports."""
+        text = str(exc)
+        for statement in batch:
+            if isinstance(statement, Checked) and f"{statement.token}:" in text:
+                found = text.split(f"{statement.token}:", 1)[1]
+                digits = "".join(itertools.takewhile(str.isdigit, found))
+                try:
+                    statement.verify(int(digits) if digits else -1)
+                except VersionTableError as error:
+                    return error
+        return None
+
+
+_CHECKS = itertools.count(1)
 
 
 class _Transport:
     """How queued statements reach the database."""
 
     batches = True
-    checks_each = True
-    """Whether every :class:`Checked` statement of a batch can be verified (else only the last)."""
 
     def __init__(self, connection: Connection) -> None:
         self.connection = connection
@@ -193,14 +226,22 @@ class _Transport:
     def autocommit(self) -> bool:
         return False
 
-    def send(self, batch: list[str]) -> None:
-        """Send ``batch`` and wait for the database to finish it."""
+    def folds_commit(self) -> bool:
+        """Whether a batch can carry the transaction's ``COMMIT`` (see :meth:`send`)."""
+        return False
+
+    def send(self, batch: list[str], commit: bool = False) -> None:
+        """Send ``batch`` and wait for the database to finish it.
+
+        With ``commit`` (only where :meth:`folds_commit`) the batch also
+        commits the transaction, and the driver knows it is over.
+        """
         try:
-            await_in_loop(self.sending(batch))
+            await_in_loop(self.sending(batch, commit))
         except Exception as exc:
             _reraise(self.connection, self.connection.connection.dbapi_connection, batch, exc)
 
-    async def sending(self, batch: list[str]) -> None:
+    async def sending(self, batch: list[str], commit: bool = False) -> None:
         """The coroutine that sends ``batch`` (awaited now, or later when deferred)."""
         raise NotImplementedError
 
@@ -208,27 +249,105 @@ class _Transport:
 class _AsyncpgTransport(_Transport):
     """One simple-protocol batch on the asyncpg connection, in SQLAlchemy's transaction.
 
-    The server answers a batch with the status of its last statement only
-    (``UPDATE 1``, ``SELECT 0``): a :class:`Checked` statement is verified
-    when it ends its batch.
+    A batch that opens the transaction carries its ``BEGIN``, and one that
+    ends a migration's own transaction its ``COMMIT``: a step in a
+    transaction of its own is one round trip. The driver's transaction
+    object is then set to what the server says (its transaction status after
+    the batch), so SQLAlchemy's later rollback or commit does the right thing.
     """
-
-    checks_each = False
 
     def autocommit(self) -> bool:
         adapter = self.connection.connection.dbapi_connection
         return getattr(adapter, "isolation_level", None) == "autocommit"
 
-    async def sending(self, batch: list[str]) -> None:
+    def folds_commit(self) -> bool:
+        return _asyncpg_transactions_foldable(self.connection.connection.dbapi_connection)
+
+    async def sending(self, batch: list[str], commit: bool = False) -> None:
         adapter: Any = self.connection.connection.dbapi_connection
+        raw = adapter._connection
+        statements = [s.self_checking() if isinstance(s, Checked) else s for s in batch]
         async with adapter._execute_mutex:
+            opening = None
             if adapter._transaction is None and adapter.isolation_level != "autocommit":
-                await adapter._start_transaction()
-            status = await adapter._connection.execute(";\n".join(batch))
-        last = batch[-1] if batch else None
-        if isinstance(last, Checked):
-            count = status.rsplit(" ", 1)[-1] if status else ""
-            last.verify(int(count) if count.isdigit() else -1)
+                if _asyncpg_transactions_foldable(adapter):
+                    opening = raw.transaction(
+                        isolation=adapter.isolation_level,
+                        readonly=adapter.readonly,
+                        deferrable=adapter.deferrable,
+                    )
+                    statements.insert(0, _begin_sql(opening))
+                else:
+                    await adapter._start_transaction()
+            if commit:
+                statements.append("COMMIT")
+            try:
+                await raw.execute(";\n".join(statements))
+            except Exception as exc:
+                check = Checked.failed_in(batch, exc)
+                if check is None:
+                    raise
+                raise check from None
+            finally:
+                if opening is not None or commit:
+                    _track_asyncpg_transaction(adapter, opening)
+
+
+def _asyncpg_transactions_foldable(adapter: Any) -> bool:
+    """Whether asyncpg's transaction bookkeeping is what :func:`_track_asyncpg_transaction` sets."""
+    try:
+        from asyncpg.transaction import (  # type: ignore[import-untyped]
+            Transaction,
+            TransactionState,
+        )
+    except ImportError:  # pragma: no cover - asyncpg is a core dependency
+        return False
+    return (
+        hasattr(adapter._connection, "_top_xact")
+        and "_state" in getattr(Transaction, "__slots__", ())
+        and all(hasattr(TransactionState, n) for n in ("STARTED", "COMMITTED"))
+    )
+
+
+def _begin_sql(transaction: Any) -> str:
+    """The ``BEGIN`` asyncpg's ``Transaction.start()`` would send."""
+    levels = {
+        "read_committed": " ISOLATION LEVEL READ COMMITTED",
+        "read_uncommitted": " ISOLATION LEVEL READ UNCOMMITTED",
+        "repeatable_read": " ISOLATION LEVEL REPEATABLE READ",
+        "serializable": " ISOLATION LEVEL SERIALIZABLE",
+    }
+    sql = "BEGIN" + levels.get(transaction._isolation or "", "")
+    if transaction._readonly:
+        sql += " READ ONLY"
+    if transaction._deferrable:
+        sql += " DEFERRABLE"
+    return sql
+
+
+def _track_asyncpg_transaction(adapter: Any, opening: Any) -> None:
+    """After a batch that began or committed a transaction, record what the server says.
+
+    In a transaction (the batch's own ``BEGIN`` ran, or its error left the
+    block aborted): the driver holds a started transaction, which
+    SQLAlchemy will commit or roll back. Out of one (the batch committed):
+    the driver holds none.
+    """
+    from asyncpg.transaction import TransactionState
+
+    raw = adapter._connection
+    if raw.is_in_transaction():
+        if opening is not None and adapter._transaction is None:
+            opening._state = TransactionState.STARTED
+            raw._top_xact = opening
+            adapter._transaction = opening
+        return
+    current = adapter._transaction
+    if current is not None:
+        current._state = TransactionState.COMMITTED
+        if raw._top_xact is current:
+            raw._top_xact = None
+        adapter._transaction = None
 
 
 class _AiosqliteTransport(_Transport):
@@ -238,7 +357,7 @@ class _AiosqliteTransport(_Transport):
         adapter = self.connection.connection.dbapi_connection
         return getattr(adapter, "isolation_level", "") is None
 
-    async def sending(self, batch: list[str]) -> None:
+    async def sending(self, batch: list[str], commit: bool = False) -> None:
         adapter: Any = self.connection.connection.dbapi_connection
         worker = adapter._connection  # the aiosqlite.Connection
 
@@ -261,7 +380,7 @@ class _ImmediateTransport(_Transport):
         super().__init__(connection)
         self._pipeline = pipeline
 
-    def send(self, batch: list[str]) -> None:
+    def send(self, batch: list[str], commit: bool = False) -> None:
         for statement in batch:
             with self._pipeline.own_execution():
                 result = self.connection.exec_driver_sql(statement)
@@ -280,6 +399,31 @@ def send_together(connection: Connection, statements: list[str]) -> bool:
         return False
     _AsyncpgTransport(connection).send(statements)
     return True
+
+
+def fetch_before_transaction(connection: Connection, sql: str, *args: Any) -> tuple[bool, Any]:
+    """Fetch one row straight over asyncpg while the driver has no transaction open.
+
+    A read before the migration's first change then needs no ``BEGIN`` of
+    its own (the first batch carries it). ``sql`` takes ``$1``-style
+    parameters. Returns ``(False, None)`` where this does not apply (another
+    driver, or a transaction already open): the caller reads the usual way.
+    """
+    if not in_loop_greenlet() or not _speaks_asyncpg(connection):
+        return False, None
+    adapter: Any = connection.connection.dbapi_connection
+    if adapter._transaction is not None:
+        return False, None
+
+    async def fetch() -> Any:
+        async with adapter._execute_mutex:
+            return await adapter._connection.fetchrow(sql, *args)
+
+    try:
+        return True, await_in_loop(fetch())
+    except Exception as exc:
+        _reraise(connection, adapter, [sql], exc)
+        raise  # pragma: no cover - _reraise always raises
 
 
 def aiosqlite_worker(connection: Connection | None) -> Any:
@@ -338,6 +482,7 @@ class StatementPipeline:
         self._recording: list[str] | None = None
         self._op_ordinal = 0
         self._begin_pending = False
+        self._commit_follows = False
         self._inflight: tuple[asyncio.Future[None], list[str]] | None = None
         self.deferred_failure: BaseException | None = None
         """The error of a deferred batch, once :meth:`settle` has seen it (until cleared)."""
@@ -365,19 +510,8 @@ class StatementPipeline:
         """True when queued statements travel together (not one by one)."""
         return self._transport.batches
 
-    @property
-    def checks_each(self) -> bool:
-        """Whether each :class:`Checked` statement is verified, wherever it stands in its batch."""
-        return self._transport.checks_each
-
     def add_sql(self, sql: str) -> None:
-        """Queue ready-made SQL (already safe to send as it is).
-
-        A :class:`Checked` statement is verified when its batch runs; where
-        only a batch's last statement can be (asyncpg), whatever is queued
-        after one goes in the next batch.
-        """
-        self._keep_check_last()
+        """Queue ready-made SQL (already safe to send as it is); a :class:`Checked` one is verified."""
         if self._recording is not None:
             self._recording.append(sql)
         self._pending.append(sql)
@@ -466,6 +600,8 @@ class StatementPipeline:
         """
         self._step = None
         self._static = False
+        if self._commit_follows and self._transport.folds_commit():
+            return  # the commit that ends the step's transaction sends the batch with it
         if defer and self._transport.batches and self._pending:
             self.settle()
             batch = self._take()
@@ -553,7 +689,6 @@ class StatementPipeline:
                 self._cache.put(key, sql)
         if not sql:
             return False
-        self._keep_check_last()
         if self._recording is not None:
             self._recording.append(sql)
         self._pending.append(sql)
@@ -575,10 +710,6 @@ class StatementPipeline:
         return (dialect.name, dialect.server_version_info, self._step, self._ordinal, fingerprint)
 
     # -- sending ----------------------------------------------------------------------------
-
-    def _keep_check_last(self) -> None:
-        if self._pending and isinstance(self._pending[-1], Checked) and not self.checks_each:
-            self.flush()
 
     def flush(self) -> None:
         """Send the queued statements now (in the connection's transaction) and wait."""
@@ -630,9 +761,29 @@ class StatementPipeline:
         self._static = False
         self.flush()
 
+    def commit_follows(self, follows: bool) -> None:
+        """Say whether each step's transaction is committed as the step ends.
+
+        Then the step's batch waits for that commit and travels with it
+        (where the transport can fold a ``COMMIT`` into a batch).
+        """
+        self._commit_follows = follows
+
     def _before_commit(self, conn: Connection) -> None:
         if not self._pending:
             self._begin_pending = False  # nothing ran in it: no transaction to open
+        if self._pending and self._commit_follows and self._transport.folds_commit():
+            self.settle()
+            try:
+                self._transport.send(self._take(), commit=True)
+            except Exception:
+                # The batch failed before its COMMIT: roll the driver's transaction back
+                # now (SQLAlchemy only forgets a transaction whose commit failed).
+                adapter: Any = self.connection.connection.dbapi_connection
+                with contextlib.suppress(Exception):
+                    adapter.rollback()
+                raise
+            return
         self.flush()
 
     def _on_rollback(self, conn: Connection) -> None:

@@ -76,7 +76,9 @@ async def test_migrates_before_serving(tmp_path: Path, sqlite_or_pg_db: URL) -> 
     assert await version_rows(sqlite_or_pg_db) == ["b2"]
 
 
-async def test_at_head_costs_one_query(tmp_path: Path, sqlite_or_pg_db: URL) -> None:
+async def test_at_head_costs_one_query(
+    tmp_path: Path, sqlite_or_pg_db: URL, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A service restarting at head pays for reading the version table and nothing else."""
     config = make_project(tmp_path, REVS, url=sqlite_or_pg_db)
     await command.upgrade(config, "head")
@@ -91,8 +93,24 @@ async def test_at_head_costs_one_query(tmp_path: Path, sqlite_or_pg_db: URL) -> 
                 raw = await conn.get_raw_connection()
                 await raw.driver_connection.set_trace_callback(statements.append)
         if engine.dialect.name != "sqlite":
-            event.listen(engine.sync_engine, "before_cursor_execute",
-                         lambda conn, cursor, statement, *args: statements.append(statement))
+            # The PostgreSQL read goes straight to asyncpg: watch every statement asyncpg
+            # prepares or sends (SQLAlchemy's own queries go through the same two paths).
+            import asyncpg
+
+            get_statement = asyncpg.Connection._get_statement
+            execute = asyncpg.Connection.execute
+
+            async def preparing(self: Any, query: str, *args: Any, **kw: Any) -> Any:
+                statements.append(query)
+                return await get_statement(self, query, *args, **kw)
+
+            async def executing(self: Any, query: str, *args: Any, **kw: Any) -> Any:
+                if not args:
+                    statements.append(query)
+                return await execute(self, query, *args, **kw)
+
+            monkeypatch.setattr(asyncpg.Connection, "_get_statement", preparing)
+            monkeypatch.setattr(asyncpg.Connection, "execute", executing)
         async with asyncmigrate.lifespan(config, engine=engine) as status:
             assert status.ready
             assert status.result is not None
@@ -100,7 +118,7 @@ async def test_at_head_costs_one_query(tmp_path: Path, sqlite_or_pg_db: URL) -> 
     finally:
         await engine.dispose()
     queries = [s.strip() for s in statements
-               if s.strip().upper() not in ("BEGIN", "COMMIT", "ROLLBACK")]
+               if s.strip().rstrip(";").upper() not in ("BEGIN", "COMMIT", "ROLLBACK")]
     assert queries, "the version table was never read"
     assert all(q.upper().startswith("SELECT") for q in queries), queries
     # One statement: on PostgreSQL it finds the table and reads it; on SQLite it reads

@@ -1,0 +1,79 @@
+"""On PostgreSQL, a migration in a transaction of its own is one round trip.
+
+The step's batch carries the transaction's ``BEGIN`` and ``COMMIT``; the
+driver's transaction state is then set from what the server reports, so a
+failure inside such a batch still rolls back cleanly and leaves the
+connection usable.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import asyncpg
+import pytest
+from sqlalchemy import text
+from sqlalchemy.engine import URL
+from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.pool import NullPool
+
+from asyncmigrate import command
+from asyncmigrate.exceptions import LockTimeoutError, MigrationError
+
+from ..project import Rev, make_project
+from .test_differential import PER_MIGRATION_ENV
+from .test_run import tables_and_versions
+
+
+def create(name: str) -> str:
+    return f'op.create_table("{name}", sa.Column("id", sa.Integer, primary_key=True))'
+
+
+REVISIONS = [Rev("a1", None, create("t1")), Rev("b2", "a1", create("t2")), Rev("c3", "b2", create("t3"))]
+
+
+async def test_each_migration_is_one_batch_with_its_begin_and_commit(
+    tmp_path: Path, pg_db: URL, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sent: list[str] = []
+    execute = asyncpg.Connection.execute
+
+    async def recording(self: asyncpg.Connection, query: str, *args: object, **kw: object) -> str:
+        sent.append(query)
+        return await execute(self, query, *args, **kw)  # type: ignore[no-any-return]
+
+    monkeypatch.setattr(asyncpg.Connection, "execute", recording)
+    config = make_project(tmp_path, REVISIONS, url=pg_db, env_py=PER_MIGRATION_ENV)
+    await command.upgrade(config, "head")
+    assert await tables_and_versions(pg_db) == ({"t1", "t2", "t3"}, {"c3"})
+    steps = [q for q in sent if "CREATE TABLE t" in q]
+    assert len(steps) == 3  # one execute per migration
+    for query in steps[1:]:  # the first one's transaction began with the version read
+        statements = query.split(";\n")
+        assert statements[0].startswith("BEGIN"), statements
+        assert statements[-1] == "COMMIT", statements
+    # A COMMIT of its own only ends the read before the lock, never a migration.
+    lock = next(i for i, q in enumerate(sent) if "pg_try_advisory_lock" in q)
+    assert all(i < lock for i, q in enumerate(sent) if q.strip().rstrip(";") == "COMMIT")
+
+
+async def test_a_failing_batch_rolls_back_and_leaves_the_connection_usable(tmp_path: Path, pg_db: URL) -> None:
+    revisions = [*REVISIONS[:2], Rev("c3", "b2", create("t3") + "\nop.execute('SELECT * FROM missing')")]
+    config = make_project(tmp_path, revisions, url=pg_db, env_py=PER_MIGRATION_ENV)
+    engine = create_async_engine(pg_db, poolclass=NullPool)
+    try:
+        async with engine.connect() as conn:
+            with pytest.raises(MigrationError) as caught:
+                await command.upgrade(config, "head", connection=conn)
+            assert caught.value.revision == "c3"
+            # Not left inside the failed transaction block: the session answers.
+            assert (await conn.execute(text("SELECT 1"))).scalar() == 1
+            await conn.rollback()
+    finally:
+        await engine.dispose()
+    assert await tables_and_versions(pg_db) == ({"t1", "t2"}, {"b2"})
+    # The migration lock was given back: another run gets it at once (and fails the same way).
+    with pytest.raises(MigrationError) as again:
+        await command.upgrade(config, "head", lock_timeout=1)
+    assert not isinstance(again.value, LockTimeoutError)
+    assert again.value.revision == "c3"
