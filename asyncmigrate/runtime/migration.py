@@ -538,7 +538,9 @@ class MigrationContext:
         assert self.connection is not None
         query = _PG_VERSION_READ if self._version_table_exists is False else _PG_VERSION_READ_CACHED
         args = (self.version_table, self.version_table_schema)
-        done, row = fetch_before_transaction(self.connection, query, *args)
+        done, row = False, None
+        if not self._in_external_transaction:  # a caller's transaction holds the read and the lock
+            done, row = fetch_before_transaction(self.connection, query, *args)
         if not done:
             named = text(query.replace("$1", ":table").replace("$2", ":schema"))
             row = self.connection.execute(named, {"table": args[0], "schema": args[1]}).first()
