@@ -178,3 +178,21 @@ async def test_schemas_of_one_database_lock_independently(tmp_path: Path, pg_db:
         for schema in ("tenant_a", "tenant_b", "tenant_c"):
             tg.start_soon(lambda s=schema: command.upgrade(config, "head", tag=s, lock_timeout=0.2))
     assert time.perf_counter() - started < 1.5
+
+
+async def test_in_a_callers_transaction_the_lock_lasts_until_it_ends(tmp_path: Path, pg_db: URL) -> None:
+    # Migrating over the caller's connection inside its transaction: the lock is a
+    # transaction-level one, so another migrator waits until the caller commits.
+    config = make_project(tmp_path, [Rev("a1", None, 'op.execute("CREATE TABLE t (id INTEGER)")')])
+    engine = create_async_engine(pg_db, poolclass=NullPool)
+    try:
+        async with engine.connect() as conn:
+            async with conn.begin():
+                await command.upgrade(config, "head", connection=conn)
+                with pytest.raises(LockTimeoutError):
+                    await command.upgrade(config, "head", url=pg_db, lock_timeout=0.3)
+            # Committed: the other migrator now finds the database at head.
+            result = await command.upgrade(config, "head", url=pg_db, lock_timeout=0.3)
+            assert not result.changed
+    finally:
+        await engine.dispose()
