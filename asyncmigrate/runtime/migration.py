@@ -203,10 +203,8 @@ class MigrationContext:
             probe.record(self.connection)
         if self._in_external_transaction:
             self._begin_sqlite_transaction()
-        self._version = _version_table(
-            self.impl, self.version_table, self.version_table_schema,
-            bool(opts.get("version_table_pk", True)),
-        )
+        self._version_pk = bool(opts.get("version_table_pk", True))
+        self._version_described: Table | None = None
         self._lock: MigrationLock | None = None
         self._portals: _PortalSweeper | None = None
         self._unconfirmed: _StepRecord | None = None  # a step whose batch is still running
@@ -433,6 +431,45 @@ class MigrationContext:
         assert self.connection is not None
         return inspect(self.connection).has_table(self.version_table, self.version_table_schema)
 
+    @property
+    def _version(self) -> Table:
+        """The version table's SQLAlchemy description (built when first needed)."""
+        if self._version_described is None:
+            self._version_described = _version_table(
+                self.impl, self.version_table, self.version_table_schema, self._version_pk
+            )
+        return self._version_described
+
+    def _version_name(self) -> str:
+        """The version table's name as SQL, schema-qualified and quoted where needed."""
+        preparer = self.dialect.identifier_preparer
+        name = preparer.quote(self.version_table)
+        schema = self.version_table_schema
+        return f"{preparer.quote_schema(schema)}.{name}" if schema else name
+
+    def _version_table_ddl(self) -> str | None:
+        """``CREATE TABLE`` for the version table, compiled once per dialect and kept.
+
+        Only the table's name differs between schemas, so tenants in a
+        thousand schemas share one compilation. None when the impl describes
+        the table its own way.
+        """
+        if type(self.impl).version_table_impl is not DefaultImpl.version_table_impl:
+            return None
+        dialect = self.dialect
+        key = (dialect.name, dialect.server_version_info, self.version_table, self._version_pk)
+        plain = _VERSION_DDL.get(key)
+        if plain is None:
+            table = _version_table(self.impl, self.version_table, None, self._version_pk)
+            plain = str(CreateTable(table).compile(dialect=dialect)).strip()
+            if len(_VERSION_DDL) > 256:
+                _VERSION_DDL.clear()
+            _VERSION_DDL[key] = plain
+        head = f"CREATE TABLE {dialect.identifier_preparer.quote(self.version_table)} ("
+        if not plain.startswith(head):  # pragma: no cover - a dialect that words it otherwise
+            return None
+        return f"CREATE TABLE {self._version_name()} (" + plain[len(head):]
+
     def _ensure_version_table(self, purge: bool = False) -> None:
         assert self.connection is not None
         scope: AbstractContextManager[Any] = (
@@ -443,9 +480,10 @@ class MigrationContext:
                 self._version_table_exists = self._has_version_table()
             if not self._version_table_exists:
                 pipeline = self.impl.pipeline
-                # The same DDL for every tenant of a fan-out: compiled once.
-                key = ("version table", self.version_table, self.version_table_schema)
-                with pipeline.sharing(key) if pipeline is not None else nullcontext():
+                ddl = self._version_table_ddl() if pipeline is not None and pipeline.batches else None
+                if pipeline is not None and ddl is not None:
+                    pipeline.add_sql(ddl)  # the same DDL for every tenant: compiled once
+                else:
                     self.impl._exec(CreateTable(self._version))
                 self._version_table_exists = True
             if purge:
@@ -483,12 +521,12 @@ class MigrationContext:
     def _read_version_rows(self) -> tuple[str, ...]:
         """Read the version table, noting whether it exists; one query where the dialect allows."""
         assert self.connection is not None
-        query = select(self._version.c.version_num)
         if self.dialect.name == "postgresql":
             rows = self._read_version_rows_postgresql()
         elif self.dialect.name == "sqlite" and aiosqlite_worker(self.connection) is not None:
             rows = self._read_version_rows_sqlite()
         elif self._in_external_transaction or self.connection.in_transaction():
+            query = select(self._version.c.version_num)
             if not self._has_version_table():
                 self._version_table_exists = False
                 return ()
@@ -496,6 +534,7 @@ class MigrationContext:
         else:
             # One query; a missing table is the only expected failure.
             try:
+                query = select(self._version.c.version_num)
                 rows = tuple(row[0] for row in self.connection.execute(query))
             except DBAPIError:
                 self.connection.rollback()
@@ -511,8 +550,7 @@ class MigrationContext:
         assert self.connection is not None
         worker = aiosqlite_worker(self.connection)
         assert worker is not None
-        preparer = self.dialect.identifier_preparer
-        name = preparer.format_table(self._version)
+        name = self._version_name()
 
         def read() -> tuple[str, ...] | None:
             raw = worker._conn
@@ -606,7 +644,7 @@ class MigrationContext:
 
     def _version_statement(self, change: VersionChange) -> str:
         """The plain SQL of a version-row change, values inlined."""
-        name = self.dialect.identifier_preparer.format_table(self._version)
+        name = self._version_name()
         if change.kind == "insert":
             return f"INSERT INTO {name} (version_num) VALUES ({_quoted(change.new)})"
         if change.kind == "delete":
@@ -894,6 +932,7 @@ class MigrationContext:
 
 
 _VERSION_TABLES: dict[tuple[Any, ...], Table] = {}
+_VERSION_DDL: dict[tuple[Any, ...], str] = {}
 
 
 def _version_table(impl: DefaultImpl, name: str, schema: str | None, pk: bool) -> Table:

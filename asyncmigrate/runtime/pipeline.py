@@ -50,7 +50,7 @@ import asyncio
 import contextlib
 import itertools
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import event
@@ -572,18 +572,6 @@ class StatementPipeline:
         self._ordinal = 0
         self._op_ordinal = 0
         self._static = True
-
-    @contextlib.contextmanager
-    def sharing(self, key: tuple[Any, ...]) -> Iterator[None]:
-        """Share the SQL compiled inside the block under ``key`` (outside any step)."""
-        if self._step is not None:  # inside a step: its own rules apply
-            yield
-            return
-        self._step, self._ordinal, self._static = key, 0, True
-        try:
-            yield
-        finally:
-            self._step, self._static = None, False
 
     def mark_dynamic(self) -> None:
         """Stop sharing compiled SQL for the rest of this step (it depends on the tenant)."""

@@ -259,25 +259,29 @@ async def test_many_databases_concurrently_in_one_loop(tmp_path: Path) -> None:
     assert elapsed < 1.1, f"migrations did not overlap ({elapsed:.2f}s)"
 
 
-async def test_version_table_options(tmp_path: Path, pg_db: URL) -> None:
+@pytest.mark.parametrize(
+    ("schema", "table", "pk"), [("meta", "my_versions", False), ("Meta Data", "MyVersions", True)]
+)
+async def test_version_table_options(tmp_path: Path, pg_db: URL, schema: str, table: str, pk: bool) -> None:
     env_py = (Path(__file__).parents[2] / "templates" / "async" / "env.py").read_text()
     env_py = env_py.replace(
         "context.configure(connection=connection, target_metadata=target_metadata)",
-        "connection.exec_driver_sql('CREATE SCHEMA IF NOT EXISTS meta')\n    connection.commit()\n"
+        f"connection.exec_driver_sql('CREATE SCHEMA IF NOT EXISTS \"{schema}\"')\n    connection.commit()\n"
         "    context.configure(connection=connection, target_metadata=target_metadata, "
-        "version_table='my_versions', version_table_schema='meta', version_table_pk=False)",
+        f"version_table={table!r}, version_table_schema={schema!r}, version_table_pk={pk})",
     )
     config = make_project(tmp_path, LINEAR, url=pg_db, env_py=env_py)
+    await command.upgrade(config, "+2")
     await command.upgrade(config, "head")
     engine = create_async_engine(pg_db, poolclass=NullPool)
     try:
         async with engine.connect() as conn:
-            rows = (await conn.execute(text("SELECT version_num FROM meta.my_versions"))).all()
-            pk = await conn.run_sync(lambda c: inspect(c).get_pk_constraint("my_versions", schema="meta"))
+            rows = (await conn.execute(text(f'SELECT version_num FROM "{schema}"."{table}"'))).all()
+            found = await conn.run_sync(lambda c: inspect(c).get_pk_constraint(table, schema=schema))
     finally:
         await engine.dispose()
     assert rows == [("c3",)]
-    assert pk["constrained_columns"] == []
+    assert found["constrained_columns"] == (["version_num"] if pk else [])
     assert (await command.current(config)).heads == ("c3",)
 
 
