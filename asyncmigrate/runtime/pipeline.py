@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import itertools
 import logging
 from collections.abc import Callable
@@ -270,7 +271,7 @@ class _AsyncpgTransport(_Transport):
         async with adapter._execute_mutex:
             opening = None
             if adapter._transaction is None and adapter.isolation_level != "autocommit":
-                if _asyncpg_transactions_foldable(adapter):
+                if _asyncpg_transactions_foldable(adapter) and not raw.is_in_transaction():
                     opening = raw.transaction(
                         isolation=adapter.isolation_level,
                         readonly=adapter.readonly,
@@ -295,6 +296,11 @@ class _AsyncpgTransport(_Transport):
 
 def _asyncpg_transactions_foldable(adapter: Any) -> bool:
     """Whether asyncpg's transaction bookkeeping is what :func:`_track_asyncpg_transaction` sets."""
+    return _asyncpg_transaction_parts() and hasattr(adapter._connection, "_top_xact")
+
+
+@functools.cache
+def _asyncpg_transaction_parts() -> bool:
     try:
         from asyncpg.transaction import (  # type: ignore[import-untyped]
             Transaction,
@@ -302,10 +308,8 @@ def _asyncpg_transactions_foldable(adapter: Any) -> bool:
         )
     except ImportError:  # pragma: no cover - asyncpg is a core dependency
         return False
-    return (
-        hasattr(adapter._connection, "_top_xact")
-        and "_state" in getattr(Transaction, "__slots__", ())
-        and all(hasattr(TransactionState, n) for n in ("STARTED", "COMMITTED"))
+    return "_state" in getattr(Transaction, "__slots__", ()) and all(
+        hasattr(TransactionState, n) for n in ("STARTED", "COMMITTED")
     )
 
 
