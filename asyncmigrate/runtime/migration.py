@@ -70,6 +70,11 @@ _PG_VERSION_READ = (
     "ON n.oid = c.relnamespace WHERE c.relname = $1 AND c.relkind IN ('r', 'p') "
     "AND n.nspname = coalesce(CAST($2 AS text), current_schema())"
 )
+#: The same reads with named parameters, for SQLAlchemy (other drivers, a caller's transaction).
+_PG_VERSION_READ_NAMED = {
+    sql: text(sql.replace("$1", ":table").replace("$2", ":schema"))
+    for sql in (_PG_VERSION_READ_CACHED, _PG_VERSION_READ)
+}
 _PG_XML_VALUE = re.compile(r"<version_num>([^<]*)</version_num>")
 
 #: ``fn(heads, context)`` returns the steps a command wants run against those heads.
@@ -526,16 +531,14 @@ class MigrationContext:
         elif self.dialect.name == "sqlite" and aiosqlite_worker(self.connection) is not None:
             rows = self._read_version_rows_sqlite()
         elif self._in_external_transaction or self.connection.in_transaction():
-            query = select(self._version.c.version_num)
             if not self._has_version_table():
                 self._version_table_exists = False
                 return ()
-            rows = tuple(row[0] for row in self.connection.execute(query))
+            rows = self._select_version_rows()
         else:
             # One query; a missing table is the only expected failure.
             try:
-                query = select(self._version.c.version_num)
-                rows = tuple(row[0] for row in self.connection.execute(query))
+                rows = self._select_version_rows()
             except DBAPIError:
                 self.connection.rollback()
                 if self._has_version_table():
@@ -544,6 +547,10 @@ class MigrationContext:
                 return ()
         self._version_table_exists = rows is not None
         return rows or ()
+
+    def _select_version_rows(self) -> tuple[str, ...]:
+        assert self.connection is not None
+        return tuple(row[0] for row in self.connection.execute(select(self._version.c.version_num)))
 
     def _read_version_rows_sqlite(self) -> tuple[str, ...] | None:
         """Read the version rows in one hand-off to aiosqlite's thread; None: no table."""
@@ -580,7 +587,7 @@ class MigrationContext:
         if not self._in_external_transaction:  # a caller's transaction holds the read and the lock
             done, row = fetch_before_transaction(self.connection, query, *args)
         if not done:
-            named = text(query.replace("$1", ":table").replace("$2", ":schema"))
+            named = _PG_VERSION_READ_NAMED[query]
             row = self.connection.execute(named, {"table": args[0], "schema": args[1]}).first()
         if row is None:
             return None
@@ -610,10 +617,13 @@ class MigrationContext:
             else:
                 self._apply_version_change(change)
 
-    def _expected(self, change: VersionChange) -> str:
-        if change.kind == "delete":
-            return f"deleting '{change.old}'"
-        return f"updating '{change.old}' to '{change.new}'"
+    def _one_row_expected(self, change: VersionChange) -> str:
+        """What a version-row UPDATE or DELETE that matched no row (or several) reports."""
+        what = (
+            f"deleting '{change.old}'" if change.kind == "delete"
+            else f"updating '{change.old}' to '{change.new}'"
+        )
+        return f"Online migration expected to match one row when {what} in '{self.version_table}'"
 
     def _apply_version_change(self, change: VersionChange) -> None:
         table = self._version
@@ -629,7 +639,6 @@ class MigrationContext:
                 .values(version_num=literal(change.new))
                 .where(col == literal(change.old))
             )
-        expected = self._expected(change)
         result = self.impl._exec(stmt)
         if (
             result is not None
@@ -637,10 +646,7 @@ class MigrationContext:
             and self.dialect.supports_sane_rowcount
             and result.rowcount != 1
         ):
-            raise VersionTableError(
-                f"Online migration expected to match one row when {expected} in "
-                f"'{self.version_table}'; {result.rowcount} found"
-            )
+            raise VersionTableError(f"{self._one_row_expected(change)}; {result.rowcount} found")
 
     def _version_statement(self, change: VersionChange) -> str:
         """The plain SQL of a version-row change, values inlined."""
@@ -659,11 +665,7 @@ class MigrationContext:
         sql = self._version_statement(change)
         if change.kind == "insert":
             return sql
-        return Checked(
-            sql, 1,
-            f"Online migration expected to match one row when {self._expected(change)} "
-            f"in '{self.version_table}'",
-        )
+        return Checked(sql, 1, self._one_row_expected(change))
 
     def stamp(self, script_directory: ScriptDirectory, revision: str) -> None:
         """Make the version table say ``revision`` without running migrations."""

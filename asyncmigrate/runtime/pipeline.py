@@ -157,8 +157,7 @@ def _op_fingerprint(operation: Any) -> tuple[Any, ...]:
         elif isinstance(value, TextClause):
             parts.append((name, value.text))
         else:
-            column_name = getattr(value, "name", None)
-            parts.append((name, type(value).__name__, column_name if isinstance(column_name, str) else None))
+            parts.append((name, type(value).__name__, _plain_name(value)))
     return tuple(parts)
 
 

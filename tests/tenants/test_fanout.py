@@ -328,11 +328,17 @@ async def sqlite_connection(path: Path) -> AsyncIterator[AsyncConnection]:
         await engine.dispose()
 
 
-async def test_shared_operations_land_in_each_sqlite_tenant(tmp_path: Path) -> None:
-    config = make_project(tmp_path, SHARING)
-    tenants = [Tenant(f"t{i}", f"sqlite:///{tmp_path}/t{i}.db") for i in range(5)]
+async def migrated_sqlite_tenants(tmp_path: Path, revisions: list[Rev], count: int) -> list[Tenant]:
+    """Migrate ``count`` SQLite tenants to head, two at a time; all must succeed."""
+    config = make_project(tmp_path, revisions)
+    tenants = [Tenant(f"t{i}", f"sqlite:///{tmp_path}/t{i}.db") for i in range(count)]
     report = await migrate_tenants(config, tenants, "head", concurrency=2)
-    assert report.counts["ok"] == 5, report.failed
+    assert report.counts["ok"] == count, report.failed
+    return tenants
+
+
+async def test_shared_operations_land_in_each_sqlite_tenant(tmp_path: Path) -> None:
+    tenants = await migrated_sqlite_tenants(tmp_path, SHARING, 5)
     for tenant in tenants:
         async with sqlite_connection(tmp_path / f"{tenant.name}.db") as conn:
             indexes = await conn.run_sync(lambda c: inspect(c).get_indexes("common"))
@@ -380,10 +386,7 @@ async def test_a_step_looking_at_its_connection_is_never_shared(tmp_path: Path) 
             op.add_column("common", sa.Column(f"col_{name}", sa.Integer))
         """),
     ]
-    config = make_project(tmp_path, revisions)
-    tenants = [Tenant(f"t{i}", f"sqlite:///{tmp_path}/t{i}.db") for i in range(4)]
-    report = await migrate_tenants(config, tenants, "head", concurrency=2)
-    assert report.counts["ok"] == 4, report.failed
+    tenants = await migrated_sqlite_tenants(tmp_path, revisions, 4)
     for tenant in tenants:
         async with sqlite_connection(tmp_path / f"{tenant.name}.db") as conn:
             indexes = await conn.run_sync(lambda c: inspect(c).get_indexes("common"))
