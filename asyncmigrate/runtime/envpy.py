@@ -32,7 +32,7 @@ from .environment import EnvironmentContext
 
 __all__ = ["run_env"]
 
-_CODE_CACHE: dict[tuple[str, int, int], types.CodeType] = {}
+_CODE_CACHE: dict[tuple[str, int, int], tuple[types.CodeType, bool]] = {}
 _CACHE_LOCK = threading.Lock()
 _LOGGING_APPLIED: set[tuple[str, int]] = set()
 
@@ -95,23 +95,25 @@ def _env_import(name: str, globals: Any = None, locals: Any = None, fromlist: An
 _ENV_BUILTINS: dict[str, Any] = {**_BASE, "__import__": _env_import}
 
 
-def _compile(path: Path) -> types.CodeType:
+def _compile(path: Path) -> tuple[types.CodeType, bool]:
+    """env.py's code, and whether it opens its connection with ``context.connect()``."""
     try:
         stat = path.stat()
     except FileNotFoundError as exc:
         raise ScriptError(f"No env.py found at {path}") from exc
     key = (str(path), stat.st_mtime_ns, stat.st_size)
     with _CACHE_LOCK:
-        code = _CODE_CACHE.get(key)
-    if code is None:
+        entry = _CODE_CACHE.get(key)
+    if entry is None:
         source = path.read_bytes()
         try:
             code = compile(source, str(path), "exec", dont_inherit=True)
         except SyntaxError as exc:
             raise ScriptError(f"{path}: invalid Python syntax at line {exc.lineno}: {exc.msg}") from exc
+        entry = (code, b"context.connect(" in source)
         with _CACHE_LOCK:
-            _CODE_CACHE[key] = code
-    return code
+            _CODE_CACHE[key] = entry
+    return entry
 
 
 def _execute(code: types.CodeType, path: Path) -> None:
@@ -126,6 +128,14 @@ def _execute(code: types.CodeType, path: Path) -> None:
 async def run_env(environment: EnvironmentContext) -> None:
     """Execute the script directory's env.py for ``environment`` in the running loop."""
     path = Path(environment.script.env_py_location)
-    code = _compile(path)
+    code, connects = _compile(path)
     with environment:
-        await run_sync_in_loop(_execute, code, path)
+        if connects:
+            # Let the server set the connection up while env.py starts; the
+            # yield sends the connection request before env.py's code runs.
+            environment.start_connecting()
+            await asyncio.sleep(0)
+        try:
+            await run_sync_in_loop(_execute, code, path)
+        finally:
+            await environment.close_early_connection()

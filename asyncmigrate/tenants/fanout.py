@@ -42,6 +42,7 @@ from ..events import StepEvent
 from ..exceptions import AsyncMigrateError, ConfigError, ConnectionFailedError, NotAtHeadError
 from ..revision.plan import downgrade_plan, stamp_plan, upgrade_plan
 from ..revision.revision import as_tuple
+from ..runtime.connecting import answer_first_connect
 from ..runtime.pipeline import CompiledCache
 from ..runtime.sessions import SessionProbe
 from ..script import ScriptDirectory
@@ -226,6 +227,7 @@ class _Engines:
             else:
                 size = max(1, min(self._pool_size, self._remaining[url]))
                 engine = create_async_engine(url, pool_size=size, max_overflow=0)
+                answer_first_connect(engine)
             self._engines[url] = engine
         return engine
 
