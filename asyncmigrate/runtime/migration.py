@@ -212,7 +212,7 @@ class MigrationContext:
         self._version_described: Table | None = None
         self._lock: MigrationLock | None = None
         self._portals: _PortalSweeper | None = None
-        self._unconfirmed: _StepRecord | None = None  # a step whose batch is still running
+        self._unconfirmed: list[_StepRecord] = []  # steps whose statements the database has not finished
         self._version_table_exists: bool | None = None
         self.record = RunRecord()
         # A command's run reads the version table once, up front: when there is
@@ -754,6 +754,9 @@ class MigrationContext:
                     and self._transaction_per_migration
                     and not self._in_external_transaction
                 )
+                # Steps grouped in one batch are rolled back to the failing one's savepoint
+                # when it fails: only in a transaction of ours, never the caller's.
+                pipeline.group_steps(not self._in_external_transaction)
         self._portals = None if self.as_sql else _PortalSweeper.for_connection(self.connection)
         try:
             if self.purge:
@@ -781,12 +784,12 @@ class MigrationContext:
             for step in steps:
                 self._run_step(step, current, kw)
             try:
-                self._confirm_previous()
+                self._confirm_steps(wait=True)
             except _EarlierStepFailed as earlier:
                 raise earlier.error from earlier.error.__cause__
             record.final_heads = tuple(sorted(current))
         except BaseException:
-            self._unconfirmed = None
+            self._unconfirmed = []
             if pipeline is not None:
                 pipeline.discard()
             raise
@@ -823,12 +826,16 @@ class MigrationContext:
             else (info.destination_revision_ids[0] if info.destination_revision_ids else None)
         )
         this = _StepRecord(info, direction, revision, _describe(step), time.perf_counter())
-        # While the previous step's batch is still running, this step's "started"
-        # waits for that one's "finished": events stay in order.
-        if self._unconfirmed is None:
+        # While earlier steps' statements are still running, this step's "started"
+        # waits for their "finished": events stay in order.
+        if not self._unconfirmed:
             self._emit(this.event("started"))
         else:
             this.announced = False
+        pipeline = self.impl.pipeline
+        self._unconfirmed.append(this)
+        if pipeline is not None:
+            pipeline.own(this)
         try:
             with self.begin_transaction(_per_migration=True):
                 if self.as_sql and not current:
@@ -836,7 +843,6 @@ class MigrationContext:
                 log.info("Running %s", this.description)
                 if self.as_sql:
                     self.impl.static_output(f"-- Running {this.description}")
-                pipeline = self.impl.pipeline
                 if isinstance(step, RevisionStep):
                     module = step.revision.module  # type: ignore[attr-defined]
                     fn = module.upgrade if step.is_upgrade else module.downgrade
@@ -849,24 +855,25 @@ class MigrationContext:
                     if self._portals is not None:
                         self._portals.sweep(self.connection)
                 self._apply_version_changes(step.advance(current))
-                self._confirm_previous(this)
                 if pipeline is not None:
                     pipeline.end_step(defer=self._may_defer())
+            self._confirm_steps(wait=False, this=this, current=current, kw=kw)
         except _EarlierStepFailed as earlier:
             raise earlier.error from earlier.error.__cause__
         except Exception as exc:
-            if self._unconfirmed is not None:
-                # The previous step's batch may be what failed (this step only saw it).
-                try:
-                    self._confirm_previous(this)
-                except _EarlierStepFailed as earlier:
-                    raise earlier.error from earlier.error.__cause__
-            if self.impl.pipeline is not None:
-                self.impl.pipeline.discard()
+            if pipeline is not None:
+                # An earlier step's statements may be what failed (this step only saw it).
+                with suppress(Exception):  # its failure is among the results
+                    pipeline.settle()
+                done, failure = pipeline.take_results()
+                self._confirm(done)
+                pipeline.discard()
+                if failure is not None and failure[0] is not None and failure[0] is not this:
+                    error = self._failed(failure[0], failure[1])
+                    raise error from error.__cause__
             raise self._failed(this, exc) from exc
-        if self.impl.pipeline is not None and self.impl.pipeline.pending_answer:
-            self._unconfirmed = this  # finished once its batch is done (next step or run end)
-        else:
+        if pipeline is None:
+            self._unconfirmed.remove(this)
             self._finished(this, current, kw)
 
     def _may_defer(self) -> bool:
@@ -882,33 +889,63 @@ class MigrationContext:
             return True
         return self.impl.transactional_ddl and not self._transaction_per_migration
 
-    def _confirm_previous(self, following: _StepRecord | None = None) -> None:
-        """Wait for the previous step's deferred batch; finish it, or fail it.
+    def _confirm_steps(
+        self,
+        wait: bool,
+        this: _StepRecord | None = None,
+        current: set[str] | None = None,
+        kw: dict[str, Any] | None = None,
+    ) -> None:
+        """Finish the steps the database is done with (all of them with ``wait``).
 
-        :raises _EarlierStepFailed: carrying the previous step's MigrationError.
+        ``this`` (the step that just ran) gets ``on_version_apply`` callbacks
+        with ``current`` and ``kw`` if it is done already.
+
+        :raises _EarlierStepFailed: carrying the MigrationError of a step whose statements failed.
         """
-        earlier = self._unconfirmed
-        if earlier is None:
-            return
-        self._unconfirmed = None
         pipeline = self.impl.pipeline
-        failure: BaseException | None = None
-        if pipeline is not None:
+        if pipeline is None:
+            return
+        unowned: Exception | None = None
+        if wait:
             try:
-                pipeline.settle()
-            except Exception as exc:
-                failure = exc
-            failure = failure or pipeline.deferred_failure
-            pipeline.deferred_failure = None
+                pipeline.flush()
+            except Exception as exc:  # a batch's failure is among the results
+                unowned = exc
+        done, failure = pipeline.take_results()
+        self._confirm(done, this, current, kw)
+        if failure is None and unowned is not None:
+            failure = (None, unowned)
         if failure is not None:
-            raise _EarlierStepFailed(self._failed(earlier, failure))
-        self._finished(earlier, None, None)
-        if following is not None and not following.announced:
-            following.announced = True
-            self._emit(following.event("started"))
+            step, error = failure
+            if step is None and not self._unconfirmed:
+                raise error
+            raise _EarlierStepFailed(self._failed(step or self._unconfirmed[0], error))
+
+    def _confirm(
+        self,
+        done: list[_StepRecord],
+        this: _StepRecord | None = None,
+        current: set[str] | None = None,
+        kw: dict[str, Any] | None = None,
+    ) -> None:
+        """Emit "finished" for ``done`` (in order), announcing each next step as its turn comes."""
+        for step in done:
+            if step in self._unconfirmed:
+                self._unconfirmed.remove(step)
+            if step is this:
+                self._finished(step, current, kw)
+            else:
+                self._finished(step, None, None)
+            if self._unconfirmed and not self._unconfirmed[0].announced:
+                self._unconfirmed[0].announced = True
+                self._emit(self._unconfirmed[0].event("started"))
 
     def _failed(self, step: _StepRecord, exc: BaseException) -> MigrationError:
         """Report ``step`` failed with ``exc``; return the error to raise."""
+        if not step.announced:
+            step.announced = True
+            self._emit(step.event("started"))
         elapsed = time.perf_counter() - step.started
         message = f"{step.description} failed: {type(exc).__name__}: {_first_line(exc)}"
         self._emit(step.event("failed", elapsed, message))

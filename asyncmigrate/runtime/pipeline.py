@@ -51,8 +51,9 @@ import contextlib
 import functools
 import itertools
 import logging
+import re
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NoReturn
 
 from sqlalchemy import event
 from sqlalchemy.engine import Connection
@@ -219,6 +220,8 @@ class _Transport:
     """How queued statements reach the database."""
 
     batches = True
+    groups = False
+    """Whether several steps may travel in one batch (:meth:`locate` then finds the failing one)."""
 
     def __init__(self, connection: Connection) -> None:
         self.connection = connection
@@ -245,6 +248,10 @@ class _Transport:
         """The coroutine that sends ``batch`` (awaited now, or later when deferred)."""
         raise NotImplementedError
 
+    async def locate(self, savepoints: list[str]) -> int:
+        """After a batch failed: how many of its ``savepoints`` it had passed."""
+        return 0
+
 
 class _AsyncpgTransport(_Transport):
     """One simple-protocol batch on the asyncpg connection, in SQLAlchemy's transaction.
@@ -256,9 +263,31 @@ class _AsyncpgTransport(_Transport):
     the batch), so SQLAlchemy's later rollback or commit does the right thing.
     """
 
+    groups = True
+
     def autocommit(self) -> bool:
         adapter = self.connection.connection.dbapi_connection
         return getattr(adapter, "isolation_level", None) == "autocommit"
+
+    async def locate(self, savepoints: list[str]) -> int:
+        """Roll back to the last savepoint the failed batch reached; return its number (1-based).
+
+        The transaction is then usable again at the start of the failing
+        step. 0: the batch failed before its first savepoint (or the
+        connection cannot tell).
+        """
+        adapter: Any = self.connection.connection.dbapi_connection
+        raw = adapter._connection
+        async with adapter._execute_mutex:
+            for number in range(len(savepoints), 0, -1):
+                try:
+                    await raw.execute(f"ROLLBACK TO SAVEPOINT {savepoints[number - 1]}")
+                except Exception as exc:
+                    if getattr(exc, "sqlstate", None) == "3B001":  # not reached: an earlier one
+                        continue
+                    return 0
+                return number
+        return 0
 
     def folds_commit(self) -> bool:
         return _asyncpg_transactions_foldable(self.connection.connection.dbapi_connection)
@@ -454,6 +483,37 @@ def _speaks_asyncpg(connection: Connection) -> bool:
     return all(hasattr(adapter, n) for n in ("_execute_mutex", "_start_transaction", "_connection"))
 
 
+_TRANSACTION_CONTROL = re.compile(
+    r"(?:^|;)(?:\s|--[^\n]*(?:\n|$)|/\*.*?\*/)*"
+    r"(?:COMMIT|END|ROLLBACK|ABORT|BEGIN|START|SAVEPOINT|RELEASE|PREPARE)\b",
+    re.IGNORECASE | re.DOTALL,
+)
+"""SQL that may end the transaction or touch savepoints (a migration's own ``COMMIT``, say)."""
+
+STEP_SAVEPOINTS = 32
+"""At most this many step savepoints per transaction.
+
+PostgreSQL keeps 64 subtransaction ids per session in shared memory; past
+that, every other session's snapshot checks pay for it, so a long run groups
+its first steps and then sends one batch per step.
+"""
+
+
+class _Batch:
+    """Statements on their way to the database, and the steps they belong to."""
+
+    __slots__ = ("ended", "failed_at", "owners", "savepoints", "statements")
+
+    def __init__(
+        self, statements: list[str], owners: list[Any], savepoints: list[str], ended: list[Any]
+    ) -> None:
+        self.statements = statements
+        self.owners = owners  # the steps, in order; owner i > 0 starts after savepoint i - 1
+        self.savepoints = savepoints
+        self.ended = ended  # the owners whose step has ended (done when the batch is)
+        self.failed_at = 0  # on failure: the index of the failing owner
+
+
 class StatementPipeline:
     """Queue a step's answer-less statements and send them together.
 
@@ -486,9 +546,16 @@ class StatementPipeline:
         self._op_ordinal = 0
         self._begin_pending = False
         self._commit_follows = False
-        self._inflight: tuple[asyncio.Future[None], list[str]] | None = None
-        self.deferred_failure: BaseException | None = None
-        """The error of a deferred batch, once :meth:`settle` has seen it (until cleared)."""
+        self._inflight: tuple[asyncio.Future[None], _Batch] | None = None
+        # Steps, for reporting: whose statements are queued, which have ended, which are done.
+        self._owners: list[tuple[int, Any]] = []  # (index of the step's first queued statement, step)
+        self._current: Any = None
+        self._ended: list[Any] = []
+        self._done: list[Any] = []
+        self._failure: tuple[Any, Exception] | None = None
+        self._savepoints_left = STEP_SAVEPOINTS
+        self._savepoint_numbers = itertools.count(1)
+        self._grouping = False
         event.listen(connection, "before_cursor_execute", self._before_execute)
         event.listen(connection, "commit", self._before_commit)
         event.listen(connection, "rollback", self._on_rollback)
@@ -580,6 +647,14 @@ class StatementPipeline:
         """Stop sharing compiled SQL for the rest of this step (it depends on the tenant)."""
         self._static = False
 
+    def own(self, step: Any) -> None:
+        """Statements queued from now on belong to ``step``: its failure, its completion.
+
+        Anything queued before the first step belongs to it too.
+        """
+        self._current = step
+        self._owners.append((len(self._pending) if self._owners else 0, step))
+
     def end_step(self, defer: bool = False) -> None:
         """End the step: send its statements, and stop sharing until the next :meth:`begin_step`.
 
@@ -588,24 +663,79 @@ class StatementPipeline:
         while the database executes this one; whatever touches the
         connection next -- a query, a commit, a rollback, the next batch --
         first waits for it (:meth:`settle`), and a failure surfaces there.
+        While an earlier batch is still running, the step's statements wait
+        for it and leave with the following steps' in one batch (PostgreSQL:
+        each step after the first behind a savepoint, so a failure is still
+        the failing step's). :meth:`take_results` tells which steps are done.
         """
         self._step = None
         self._static = False
+        if self._current is not None:
+            self._ended.append(self._current)
+            self._current = None
         if self._commit_follows and self._transport.folds_commit():
             return  # the commit that ends the step's transaction sends the batch with it
-        if defer and self._transport.batches and self._pending:
-            self.settle()
-            batch = self._take()
-            task = asyncio.ensure_future(self._transport.sending(batch))
-            self._inflight = (task, batch)
-            await_in_loop(asyncio.sleep(0))  # let the batch leave before the next step's work
-        else:
+        if not (defer and self._transport.batches and self._pending):
             self.flush()
+            return
+        if self._inflight is not None and self._may_group():
+            return  # leaves with the next step's statements, once the batch ahead has answered
+        self.settle()
+        batch = self._take()
+        task = asyncio.ensure_future(self._dispatch(batch))
+        self._inflight = (task, batch)
+        await_in_loop(asyncio.sleep(0))  # let the batch leave before the next step's work
 
-    @property
-    def pending_answer(self) -> bool:
-        """True while a deferred batch may still be running."""
-        return self._inflight is not None
+    def group_steps(self, allowed: bool) -> None:
+        """Say whether several steps may share a batch (see :meth:`end_step`)."""
+        self._grouping = allowed
+
+    def _watch_transaction_control(self, sql: str) -> None:
+        """Stop grouping steps for good before SQL that may end the transaction.
+
+        A migration may ``COMMIT`` by itself (to run ``ALTER TYPE ... ADD
+        VALUE`` outside a transaction, say); the statements after it then
+        run outside any transaction block, where a savepoint is refused. The
+        steps queued so far leave first, while the transaction is still ours.
+        """
+        if self._grouping and _TRANSACTION_CONTROL.search(sql):
+            self.flush()
+            self._grouping = False
+
+    def _may_group(self) -> bool:
+        """Whether the queue waits for the next step: the batch ahead still runs, savepoints remain."""
+        assert self._inflight is not None
+        if (
+            not self._grouping
+            or not self._transport.groups
+            or not self._owners
+            or len(self._owners) > self._savepoints_left
+        ):
+            return False
+        task = self._inflight[0]
+        for _ in range(3):  # let the loop read an answer that has already arrived
+            if task.done():
+                return False
+            await_in_loop(asyncio.sleep(0))
+        return not task.done()
+
+    async def _dispatch(self, batch: _Batch, commit: bool = False) -> None:
+        try:
+            await self._transport.sending(batch.statements, commit)
+        except Exception:
+            if batch.savepoints:
+                batch.failed_at = await self._transport.locate(batch.savepoints)
+            raise
+
+    def take_results(self) -> tuple[list[Any], tuple[Any, Exception] | None]:
+        """The steps the database finished since the last call (in order), and a failed one.
+
+        The failure is ``(step, error)``; ``step`` is None when the failed
+        statements belonged to no step.
+        """
+        done, self._done = self._done, []
+        failure, self._failure = self._failure, None
+        return done, failure
 
     def settle(self) -> None:
         """Wait for a deferred batch to finish; raise its error as SQLAlchemy would."""
@@ -620,12 +750,21 @@ class StatementPipeline:
                 task.cancel()
             if not isinstance(exc, Exception):
                 raise
-            adapter = self.connection.connection.dbapi_connection
-            try:
-                _reraise(self.connection, adapter, batch, exc)
-            except Exception as translated:
-                self.deferred_failure = translated
-                raise
+            self._batch_failed(batch, exc)
+        self._done.extend(batch.ended)
+
+    def _batch_failed(self, batch: _Batch, exc: Exception) -> NoReturn:
+        """Record which step of ``batch`` failed (the steps before it are done); raise the error."""
+        index = batch.failed_at
+        self._done.extend(batch.owners[:index])
+        owner = batch.owners[index] if index < len(batch.owners) else None
+        adapter = self.connection.connection.dbapi_connection
+        try:
+            _reraise(self.connection, adapter, batch.statements, exc)
+        except Exception as translated:
+            self._failure = (owner, translated)
+            raise
+        raise AssertionError("_reraise returned")  # pragma: no cover
 
     def close(self) -> None:
         """Send what is queued and stop listening to the connection."""
@@ -680,6 +819,8 @@ class StatementPipeline:
                 self._cache.put(key, sql)
         if not sql:
             return False
+        if isinstance(construct, TextClause):
+            self._watch_transaction_control(sql)
         if self._recording is not None:
             self._recording.append(sql)
         self._pending.append(sql)
@@ -706,18 +847,41 @@ class StatementPipeline:
         """Send the queued statements now (in the connection's transaction) and wait."""
         self.settle()
         if not self._pending and not self._begin_pending:
+            self._done.extend(self._ended)  # steps that had nothing to send
+            self._ended = []
             return
-        self._transport.send(self._take())
+        batch = self._take()
+        if not self._transport.batches:
+            self._transport.send(batch.statements)
+        else:
+            try:
+                await_in_loop(self._dispatch(batch))
+            except Exception as exc:
+                self._batch_failed(batch, exc)
+        self._done.extend(batch.ended)
 
-    def _take(self) -> list[str]:
-        """Take the queue as a batch, a deferred ``BEGIN`` first."""
-        batch, self._pending = self._pending, []
-        if self._begin_pending:
-            self._begin_pending = False
-            batch.insert(0, "BEGIN")
+    def _take(self) -> _Batch:
+        """Take the queue as a batch: a deferred ``BEGIN`` first, a savepoint before each later step."""
+        queued, self._pending = self._pending, []
+        owners, self._owners = self._owners, []
+        ended, self._ended = self._ended, []
+        if self._current is not None:  # the running step's later statements are its too
+            self._owners.append((0, self._current))
+        statements = ["BEGIN"] if self._begin_pending else []
+        self._begin_pending = False
+        savepoints: list[str] = []
+        for number, (start, _) in enumerate(owners):
+            if number:
+                savepoints.append(f"asyncmigrate_step_{next(self._savepoint_numbers)}")
+                statements.append(f"SAVEPOINT {savepoints[-1]}")
+            stop = owners[number + 1][0] if number + 1 < len(owners) else len(queued)
+            statements.extend(queued[start:stop])
+        if not owners:
+            statements.extend(queued)
+        self._savepoints_left -= len(savepoints)
         self.sent_batches += 1
-        self.statements += len(batch)
-        return batch
+        self.statements += len(statements)
+        return _Batch(statements, [step for _, step in owners], savepoints, ended)
 
     def begin_lazily(self) -> bool:
         """Send the transaction's ``BEGIN`` with the next batch; False if this transport can't.
@@ -734,7 +898,10 @@ class StatementPipeline:
     def discard(self) -> None:
         """Drop the queue (its transaction is being rolled back)."""
         self._pending.clear()
+        self._ended.clear()
+        self._owners = [(0, self._current)] if self._current is not None else []
         self._begin_pending = False
+        self._savepoints_left = STEP_SAVEPOINTS
         if self._inflight is not None:
             with contextlib.suppress(Exception):  # the rollback undoes it either way
                 self.settle()
@@ -745,9 +912,11 @@ class StatementPipeline:
 
     # -- connection events ----------------------------------------------------------------------
 
-    def _before_execute(self, *args: Any) -> None:
+    def _before_execute(self, conn: Connection, cursor: Any, statement: Any, *args: Any) -> None:
         if self._own:
             return
+        if isinstance(statement, str):
+            self._watch_transaction_control(statement)
         # The step reads the database: what it emits next may depend on the answer.
         self._static = False
         self.flush()
@@ -761,12 +930,15 @@ class StatementPipeline:
         self._commit_follows = follows
 
     def _before_commit(self, conn: Connection) -> None:
+        self._savepoints_left = STEP_SAVEPOINTS  # the commit ends every savepoint
         if not self._pending:
             self._begin_pending = False  # nothing ran in it: no transaction to open
         if self._pending and self._commit_follows and self._transport.folds_commit():
             self.settle()
+            batch = self._take()
             try:
-                self._transport.send(self._take(), commit=True)
+                self._transport.send(batch.statements, commit=True)
+                self._done.extend(batch.ended)
             except Exception:
                 # The batch failed before its COMMIT: roll the driver's transaction back
                 # now (SQLAlchemy only forgets a transaction whose commit failed).

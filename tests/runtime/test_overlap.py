@@ -169,3 +169,152 @@ async def test_cancelled_while_a_step_runs_on_the_server(tmp_path: Path, pg_db: 
     with anyio.fail_after(10):  # would wait ~30 s on the lock if the session lingered
         await command.upgrade(config, "head")
     assert await tables_and_versions(pg_db) == ({"t1", "t2"}, {"b2"})
+
+
+# -- several steps in one batch (PostgreSQL) ----------------------------------------------------
+#
+# While a step's batch runs, the steps whose code finishes meanwhile wait and then
+# leave together, each after the first behind a savepoint. A slow first step makes
+# the grouping certain.
+
+SLOW_FIRST = Rev("a1", None, create("t1") + "\nop.execute('SELECT pg_sleep(0.3)')")
+
+
+def _recording_batches(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    import asyncpg
+
+    sent: list[str] = []
+    execute = asyncpg.Connection.execute
+
+    async def recording(self: asyncpg.Connection, query: str, *args: object, **kw: object) -> str:
+        sent.append(query)
+        return await execute(self, query, *args, **kw)  # type: ignore[no-any-return]
+
+    monkeypatch.setattr(asyncpg.Connection, "execute", recording)
+    return sent
+
+
+async def test_steps_waiting_for_a_running_batch_leave_together(
+    tmp_path: Path, pg_db: URL, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sent = _recording_batches(monkeypatch)
+    revisions = [SLOW_FIRST] + [Rev(f"s{i}", f"s{i - 1}" if i > 2 else "a1", create(f"t{i}")) for i in range(2, 6)]
+    config = make_project(tmp_path, revisions, url=pg_db)
+    events: list[StepEvent] = []
+    await command.upgrade(config, "head", on_step=events.append)
+    assert await tables_and_versions(pg_db) == ({"t1", "t2", "t3", "t4", "t5"}, {"s5"})
+    grouped = [q for q in sent if "CREATE TABLE t2" in q]
+    assert len(grouped) == 1 and all(f"CREATE TABLE t{i}" in grouped[0] for i in (3, 4, 5))
+    assert grouped[0].count("SAVEPOINT asyncmigrate_step_") == 3
+    assert [(e.kind, e.revision) for e in events] == [
+        (kind, rev) for rev in ("a1", "s2", "s3", "s4", "s5") for kind in ("started", "finished")
+    ]
+
+
+async def test_a_failure_in_a_group_is_its_own_steps(
+    tmp_path: Path, pg_db: URL, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sent = _recording_batches(monkeypatch)
+    revisions = [
+        SLOW_FIRST,
+        Rev("b2", "a1", create("t2")),
+        Rev("c3", "b2", "op.execute('INSERT INTO t2 (id) VALUES (1), (1)')"),  # duplicate key
+        Rev("d4", "c3", create("t4")),
+    ]
+    config = make_project(tmp_path, revisions, url=pg_db)
+    events: list[StepEvent] = []
+    with pytest.raises(MigrationError) as caught:
+        await command.upgrade(config, "head", on_step=events.append)
+    assert any("SAVEPOINT" in q and "INSERT INTO t2" in q for q in sent)  # c3 ran in a group
+    assert caught.value.revision == "c3"
+    assert "duplicate key" in str(caught.value)
+    assert [(e.kind, e.revision) for e in events] == [
+        ("started", "a1"), ("finished", "a1"), ("started", "b2"), ("finished", "b2"),
+        ("started", "c3"), ("failed", "c3"),
+    ]
+    assert await tables_and_versions(pg_db) == (set(), set())  # the run's transaction is gone
+    await command.upgrade(config, "b2")  # and the database is usable
+    assert await tables_and_versions(pg_db) == ({"t1", "t2"}, {"b2"})
+
+
+async def test_a_version_row_moved_under_a_group_fails_its_step(
+    tmp_path: Path, pg_db: URL, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # c3's migration moves the version row itself: c3's own version update then finds
+    # no row, and the failure is c3's, not the group's first step.
+    sent = _recording_batches(monkeypatch)
+    revisions = [
+        SLOW_FIRST,
+        Rev("b2", "a1", create("t2")),
+        Rev("c3", "b2", "op.execute(\"UPDATE alembic_version SET version_num = 'zz'\")"),
+        Rev("d4", "c3", create("t4")),
+    ]
+    config = make_project(tmp_path, revisions, url=pg_db)
+    with pytest.raises(MigrationError) as caught:
+        await command.upgrade(config, "head")
+    assert any("SAVEPOINT" in q and "version_num = 'zz'" in q for q in sent)
+    assert caught.value.revision == "c3"
+    assert await tables_and_versions(pg_db) == (set(), set())
+
+
+async def test_a_long_run_uses_a_bounded_number_of_savepoints(
+    tmp_path: Path, pg_db: URL, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from asyncmigrate.runtime import pipeline
+
+    monkeypatch.setattr(pipeline, "STEP_SAVEPOINTS", 3)
+    sent = _recording_batches(monkeypatch)
+    slow = "\nop.execute('SELECT pg_sleep(0.05)')"
+    revisions = [
+        Rev(f"r{i:02d}", f"r{i - 1:02d}" if i else None, create(f"t{i}") + slow) for i in range(20)
+    ]
+    config = make_project(tmp_path, revisions, url=pg_db)
+    await command.upgrade(config, "head")
+    assert await tables_and_versions(pg_db) == ({f"t{i}" for i in range(20)}, {"r19"})
+    assert 0 < sum(q.count("SAVEPOINT asyncmigrate_step_") for q in sent) <= 3
+
+
+async def test_no_group_in_a_callers_transaction(
+    tmp_path: Path, pg_db: URL, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sqlalchemy.ext.asyncio import create_async_engine
+    from sqlalchemy.pool import NullPool
+
+    sent = _recording_batches(monkeypatch)
+    revisions = [SLOW_FIRST, Rev("b2", "a1", create("t2")), Rev("c3", "b2", create("t3"))]
+    config = make_project(tmp_path, revisions)
+    engine = create_async_engine(pg_db, poolclass=NullPool)
+    try:
+        async with engine.connect() as conn:
+            await conn.begin()
+            await command.upgrade(config, "head", connection=conn)
+            await conn.commit()
+    finally:
+        await engine.dispose()
+    assert await tables_and_versions(pg_db) == ({"t1", "t2", "t3"}, {"c3"})
+    assert not any("SAVEPOINT asyncmigrate_step_" in q for q in sent)
+
+
+@pytest.mark.parametrize("how", ["op.execute", "get_bind"])
+async def test_a_migration_committing_by_itself_ends_grouping(
+    tmp_path: Path, pg_db: URL, monkeypatch: pytest.MonkeyPatch, how: str
+) -> None:
+    # As some real histories do before ALTER TYPE ... ADD VALUE: after that COMMIT the
+    # statements run outside a transaction block, where no savepoint may follow.
+    commit = (
+        'op.execute(sa.text("COMMIT"))' if how == "op.execute"
+        else 'op.get_bind().exec_driver_sql("COMMIT")'
+    )
+    sent = _recording_batches(monkeypatch)
+    revisions = [
+        SLOW_FIRST,
+        Rev("b2", "a1", create("t2")),
+        Rev("c3", "b2", f"{commit}\n" + create("t3")),
+        Rev("d4", "c3", create("t4")),
+        Rev("e5", "d4", create("t5")),
+    ]
+    config = make_project(tmp_path, revisions, url=pg_db)
+    await command.upgrade(config, "head")
+    assert await tables_and_versions(pg_db) == ({"t1", "t2", "t3", "t4", "t5"}, {"e5"})
+    after = sent[next(i for i, q in enumerate(sent) if "CREATE TABLE t3" in q):]
+    assert not any("SAVEPOINT" in q for q in after)
