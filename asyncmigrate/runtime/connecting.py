@@ -1,4 +1,4 @@
-"""Open a run's own database connection with fewer round trips.
+"""Open a run's own database connection sooner and with fewer round trips.
 
 A new SQLAlchemy engine asks the server a few questions on its first
 connection (``Dialect.initialize``): its version, the default schema, the
@@ -13,19 +13,27 @@ decides everything it decides from them (the version parsed its way, its
 flags set its way). A question it asks that this module does not know goes
 to the server as before, so a newer SQLAlchemy that asks more is only slower,
 never wrong. Only engines asyncmigrate creates itself get this.
+
+:class:`EarlyConnection` opens the driver connection before env.py runs, so
+the server's part of connecting (a new backend process on PostgreSQL,
+authentication) overlaps env.py's own start. The engine env.py then creates
+takes it for its first connection only if it would open exactly the same one
+(same driver arguments); otherwise it is closed unused.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
-from sqlalchemy.engine import Connection, Dialect
+from sqlalchemy import event
+from sqlalchemy.engine import Connection, Dialect, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from .._greenlet import await_in_loop
 
-__all__ = ["answer_first_connect"]
+__all__ = ["EarlyConnection", "answer_first_connect"]
 
 log = logging.getLogger(__name__)
 
@@ -141,3 +149,60 @@ def _initialize_with(
     finally:
         del connection.exec_driver_sql
         del dialect.get_default_isolation_level
+
+
+# Connection arguments SQLAlchemy's asyncpg adapter keeps for itself (not passed to asyncpg.connect).
+_ADAPTER_KEYS = frozenset(
+    {"async_creator_fn", "prepared_statement_cache_size", "prepared_statement_name_func"}
+)
+
+
+class EarlyConnection:
+    """An asyncpg connection being opened before any engine asks for it."""
+
+    def __init__(self, args: tuple[Any, ...], params: dict[str, Any], opening: asyncio.Future[Any]) -> None:
+        self._args = args
+        self._params = params
+        self._opening: asyncio.Future[Any] | None = opening
+
+    @classmethod
+    def start(cls, url: str) -> EarlyConnection | None:
+        """Start connecting to ``url`` (PostgreSQL over asyncpg only; None otherwise)."""
+        try:
+            sa_url = make_url(url)
+            dialect_cls = sa_url.get_dialect()
+            if dialect_cls.name != "postgresql" or dialect_cls.driver != "asyncpg":
+                return None
+            args, params = dialect_cls().create_connect_args(sa_url)
+            import asyncpg  # type: ignore[import-untyped]
+        except Exception:  # a bad URL fails the usual way when env.py connects
+            return None
+        driver = {k: v for k, v in params.items() if k not in _ADAPTER_KEYS}
+        return cls(tuple(args), driver, asyncio.ensure_future(asyncpg.connect(*args, **driver)))
+
+    def offer_to(self, engine: AsyncEngine) -> None:
+        """Let ``engine``'s first connection be this one if it would open the same connection."""
+
+        def do_connect(dialect: Any, record: Any, cargs: list[Any], cparams: dict[str, Any]) -> None:
+            opening = self._opening
+            if opening is None or "async_creator_fn" in cparams:
+                return
+            driver = {k: v for k, v in cparams.items() if k not in _ADAPTER_KEYS}
+            if tuple(cargs) != self._args or driver != self._params:
+                return
+            self._opening = None
+            cparams["async_creator_fn"] = lambda *args, **kw: opening
+
+        event.listen(engine.sync_engine, "do_connect", do_connect)
+
+    async def close(self) -> None:
+        """Close the connection if no engine took it."""
+        opening, self._opening = self._opening, None
+        if opening is None:
+            return
+        if not opening.done():
+            opening.cancel()
+        await asyncio.wait([opening])
+        if opening.cancelled() or opening.exception() is not None:
+            return
+        await opening.result().close()

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractContextManager, asynccontextmanager
 from typing import TYPE_CHECKING, Any, Literal, TextIO, TypeVar, overload
@@ -16,7 +14,7 @@ from sqlalchemy.sql.expression import Executable
 
 from .._greenlet import await_in_loop, in_loop_greenlet
 from ..exceptions import CommandError, ConfigError
-from .connecting import answer_first_connect
+from .connecting import EarlyConnection, answer_first_connect
 from .local import bind_environment
 from .migration import MigrationContext
 
@@ -51,7 +49,7 @@ class EnvironmentContext:
         #: Every migration context env.py configured, in order (multi-database env.py files).
         self.migration_contexts: list[MigrationContext] = []
         self._binding: AbstractContextManager[EnvironmentContext] | None = None
-        self._early: tuple[str, AsyncEngine, asyncio.Future[AsyncConnection]] | None = None
+        self._early: EarlyConnection | None = None
 
     def __enter__(self) -> EnvironmentContext:
         self._binding = bind_environment(self)
@@ -300,8 +298,8 @@ class EnvironmentContext:
         if engine is not None:
             if not isinstance(engine, AsyncEngine):
                 raise CommandError(f"Expected an AsyncEngine, got {type(engine).__name__}")
-            async with engine.connect() as from_engine:
-                yield from_engine
+            async with engine.connect() as connection:
+                yield connection
             return
         url = self.url
         if not url:
@@ -309,39 +307,27 @@ class EnvironmentContext:
                 "No database URL: set sqlalchemy.url in the config, the "
                 "ASYNCMIGRATE_DATABASE_URL environment variable, or pass one to the command"
             )
-        early = self._take_early_connection(url, engine_kwargs)
-        early_connection: AsyncConnection | None = None
-        if early is not None:
-            owned, opening = early
-            try:
-                early_connection = await opening
-            except BaseException:
-                await owned.dispose()
-                raise
-        else:
-            engine_kwargs.setdefault("poolclass", pool.NullPool)
-            owned = create_async_engine(url, **engine_kwargs)
-            answer_first_connect(owned)
+        engine_kwargs.setdefault("poolclass", pool.NullPool)
+        owned = create_async_engine(url, **engine_kwargs)
+        answer_first_connect(owned)
+        if self._early is not None:
+            self._early.offer_to(owned)
         try:
-            if early_connection is None:
-                async with owned.connect() as opened:
-                    yield opened
-            else:
-                async with _started(early_connection):
-                    yield early_connection
+            async with owned.connect() as connection:
+                yield connection
         finally:
             await owned.dispose()
 
     def start_connecting(self) -> None:
         """Begin opening the run's own connection now, while env.py is still starting.
 
-        For a command given a database URL whose env.py opens its connection
-        with :meth:`connect`: the server's connection set-up (a new backend
-        process on PostgreSQL, authentication) then overlaps env.py's own
-        work. :meth:`connect` takes the connection only if it asks for the
-        same URL with no engine options; otherwise it is closed unused
-        (:meth:`close_early_connection`). Nothing starts for SQLite (opening a
-        file is cheap, and creating one early would be a side effect).
+        For a command given a database URL (PostgreSQL over asyncpg) whose
+        env.py opens its connection with :meth:`connect`: the server's
+        connection set-up (a new backend process, authentication) then
+        overlaps env.py's own work. :meth:`connect`'s engine takes the
+        connection only if it would open the very same one (same driver
+        arguments); otherwise it is closed unused when the run ends
+        (:meth:`close_early_connection`).
         """
         opts = self.context_opts
         url = opts.get("url")
@@ -352,42 +338,15 @@ class EnvironmentContext:
             or opts.get("connection") is not None
             or opts.get("engine") is not None
             or any(k in self.config.attributes for k in ("connection", "engine"))
-            or str(url).startswith("sqlite")
         ):
             return
-        try:
-            engine = create_async_engine(url, poolclass=pool.NullPool)
-        except Exception:  # a bad URL fails the same way when env.py connects
-            return
-        answer_first_connect(engine)
-        self._early = (str(url), engine, asyncio.ensure_future(engine.connect().start()))
-
-    def _take_early_connection(
-        self, url: str, engine_kwargs: dict[str, Any]
-    ) -> tuple[AsyncEngine, asyncio.Future[AsyncConnection]] | None:
-        early, self._early = self._early, None
-        if early is None:
-            return None
-        early_url, engine, opening = early
-        if early_url == url and not engine_kwargs:
-            return engine, opening
-        self._early = early  # not what env.py asks for: closed when the run ends
-        return None
+        self._early = EarlyConnection.start(str(url))
 
     async def close_early_connection(self) -> None:
         """Close a connection :meth:`start_connecting` opened that env.py did not take."""
         early, self._early = self._early, None
-        if early is None:
-            return
-        _, engine, opening = early
-        try:
-            if not opening.done():
-                opening.cancel()
-            with contextlib.suppress(BaseException):
-                connection = await opening
-                await connection.close()
-        finally:
-            await engine.dispose()
+        if early is not None:
+            await early.close()
 
     def run_async(self, awaitable: Awaitable[T] | Callable[[], Awaitable[T]]) -> T:
         """Await a coroutine (or a coroutine function) in the caller's event loop from env.py.
@@ -403,14 +362,3 @@ class EnvironmentContext:
             )
         return await_in_loop(awaitable)
 
-
-@asynccontextmanager
-async def _started(connection: AsyncConnection) -> AsyncIterator[AsyncConnection]:
-    """Close an already started connection on the way out, as ``async with engine.connect()`` does."""
-    try:
-        yield connection
-    except BaseException as exc:
-        await connection.__aexit__(type(exc), exc, exc.__traceback__)
-        raise
-    else:
-        await connection.__aexit__(None, None, None)
