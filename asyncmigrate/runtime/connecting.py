@@ -50,10 +50,11 @@ _PG_FACTS = (
 )
 
 
-def answer_first_connect(engine: AsyncEngine) -> None:
+def answer_first_connect(engine: AsyncEngine, early: EarlyConnection | None = None) -> None:
     """Let ``engine``'s first connection answer SQLAlchemy's dialect questions in one query.
 
     Applies to PostgreSQL over asyncpg; other engines are left as they are.
+    A connection ``early`` opened has asked them already.
     """
     dialect = engine.sync_engine.dialect
     if dialect.name != "postgresql" or dialect.driver != "asyncpg":
@@ -62,7 +63,9 @@ def answer_first_connect(engine: AsyncEngine) -> None:
 
     def initialize(connection: Connection) -> None:
         del dialect.initialize  # once: back to the class's method
-        answers = _ask(connection)
+        answers = early.answers_for(connection) if early is not None else None
+        if answers is None:
+            answers = _ask(connection)
         if answers is None:
             original(connection)
             return
@@ -158,15 +161,28 @@ _ADAPTER_KEYS = frozenset(
 
 
 class EarlyConnection:
-    """An asyncpg connection being opened before any engine asks for it."""
+    """An asyncpg connection being opened before any engine asks for it.
 
-    def __init__(self, args: tuple[Any, ...], params: dict[str, Any], opening: asyncio.Future[Any]) -> None:
+    Once connected it asks, in one query, SQLAlchemy's first-connect
+    questions and the version rows of the version table the command names
+    (the read a run starts with): the engine that takes the connection, and
+    the migration context on it, then need not ask again.
+    """
+
+    def __init__(
+        self, args: tuple[Any, ...], params: dict[str, Any], version_table: tuple[str, str | None]
+    ) -> None:
         self._args = args
         self._params = params
-        self._opening: asyncio.Future[Any] | None = opening
+        self._version_table = version_table
+        self._raw: Any = None
+        self._row: Any = None
+        self._opening: asyncio.Future[Any] | None = None
 
     @classmethod
-    def start(cls, url: str) -> EarlyConnection | None:
+    def start(
+        cls, url: str, version_table: str, version_table_schema: str | None
+    ) -> EarlyConnection | None:
         """Start connecting to ``url`` (PostgreSQL over asyncpg only; None otherwise)."""
         try:
             sa_url = make_url(url)
@@ -174,14 +190,56 @@ class EarlyConnection:
             if dialect_cls.name != "postgresql" or dialect_cls.driver != "asyncpg":
                 return None
             args, params = dialect_cls().create_connect_args(sa_url)
-            import asyncpg  # type: ignore[import-untyped]
         except Exception:  # a bad URL fails the usual way when env.py connects
             return None
         driver = {k: v for k, v in params.items() if k not in _ADAPTER_KEYS}
-        return cls(tuple(args), driver, asyncio.ensure_future(asyncpg.connect(*args, **driver)))
+        early = cls(tuple(args), driver, (version_table, version_table_schema))
+        early._opening = asyncio.ensure_future(early._open())
+        return early
+
+    async def _open(self) -> Any:
+        import asyncpg  # type: ignore[import-untyped]
+
+        from .migration import PG_VERSION_READ
+
+        raw = await asyncpg.connect(*self._args, **self._params)
+        try:
+            self._row = await raw.fetchrow(_PG_FACTS + f", ({PG_VERSION_READ})", *self._version_table)
+        except asyncpg.PostgresError as exc:  # the usual questions will tell the real story
+            log.debug("Could not ask the first questions at once: %s", exc)
+        except BaseException:
+            raw.terminate()
+            raise
+        self._raw = raw
+        return raw
+
+    def answers_for(self, connection: Connection) -> dict[str, Any] | None:
+        """The first-connect answers, if ``connection`` is this one."""
+        if self._row is None or connection.connection.driver_connection is not self._raw:
+            return None
+        return dict(zip(_PG_QUESTIONS, tuple(self._row)[: len(_PG_QUESTIONS)], strict=True))
+
+    def take_version_read(
+        self, connection: Connection, version_table: str, version_table_schema: str | None
+    ) -> tuple[bool, str | None]:
+        """The version read made on connecting, once: ``(True, xml or None if no table)``.
+
+        ``(False, None)`` when ``connection`` is not this one, the read is
+        of another table, or it was taken already.
+        """
+        row, self._row = self._row, None
+        if (
+            row is None
+            or connection.connection.driver_connection is not self._raw
+            or (version_table, version_table_schema) != self._version_table
+        ):
+            return False, None
+        value: str | None = row[len(_PG_QUESTIONS)]
+        return True, value
 
     def offer_to(self, engine: AsyncEngine) -> None:
         """Let ``engine``'s first connection be this one if it would open the same connection."""
+        answer_first_connect(engine, self)
 
         def do_connect(dialect: Any, record: Any, cargs: list[Any], cparams: dict[str, Any]) -> None:
             opening = self._opening
@@ -198,6 +256,7 @@ class EarlyConnection:
     async def close(self) -> None:
         """Close the connection if no engine took it."""
         opening, self._opening = self._opening, None
+        self._row = None
         if opening is None:
             return
         if not opening.done():

@@ -309,9 +309,10 @@ class EnvironmentContext:
             )
         engine_kwargs.setdefault("poolclass", pool.NullPool)
         owned = create_async_engine(url, **engine_kwargs)
-        answer_first_connect(owned)
         if self._early is not None:
             self._early.offer_to(owned)
+        else:
+            answer_first_connect(owned)
         try:
             async with owned.connect() as connection:
                 yield connection
@@ -340,7 +341,11 @@ class EnvironmentContext:
             or any(k in self.config.attributes for k in ("connection", "engine"))
         ):
             return
-        self._early = EarlyConnection.start(str(url))
+        self._early = EarlyConnection.start(
+            str(url),
+            opts.get("version_table", "alembic_version"),
+            opts.get("version_table_schema") or opts.get("tenant_schema"),
+        )
 
     async def close_early_connection(self) -> None:
         """Close a connection :meth:`start_connecting` opened that env.py did not take."""

@@ -59,7 +59,7 @@ log = logging.getLogger("asyncmigrate.runtime.migration")
 # catalogs), but a name it did not find earlier in this transaction may stay unfound after
 # another session commits the table. So once a read found no table, the next one (after
 # taking the migration lock) goes through pg_class, an MVCC read that sees that commit.
-_PG_VERSION_READ_CACHED = (
+PG_VERSION_READ = _PG_VERSION_READ_CACHED = (
     "SELECT query_to_xml(format('SELECT version_num FROM %s', r), false, true, '') FROM "
     "(SELECT to_regclass(format('%I.%I', coalesce(CAST($2 AS text), current_schema()), "
     "CAST($1 AS text))) AS r) found WHERE r IS NOT NULL"
@@ -219,7 +219,9 @@ class MigrationContext:
         # nothing to do, that single query is the whole cost.
         self._prefetched: tuple[str, ...] | None = None
         if not self.as_sql and self._migrations_fn is not None and not self.purge:
-            self._prefetched = self._read_version_rows()
+            self._prefetched = self._early_version_read()
+            if self._prefetched is None:
+                self._prefetched = self._read_version_rows()
         if self.tenant_schema is not None:
             self._enter_tenant_schema()
         log.debug(
@@ -522,6 +524,18 @@ class MigrationContext:
             prefetched, self._prefetched = self._prefetched, None
             return prefetched
         return self._read_version_rows()
+
+    def _early_version_read(self) -> tuple[str, ...] | None:
+        """The version rows read while the connection opened (see ``EnvironmentContext.connect``)."""
+        env = self.environment_context
+        early = env._early if env is not None else None
+        if early is None or self.connection is None or self.tenant_schema is not None:
+            return None
+        found, xml = early.take_version_read(self.connection, self.version_table, self.version_table_schema)
+        if not found:
+            return None
+        self._version_table_exists = xml is not None
+        return tuple(_PG_XML_VALUE.findall(xml or ""))
 
     def _read_version_rows(self) -> tuple[str, ...]:
         """Read the version table, noting whether it exists; one query where the dialect allows."""

@@ -182,3 +182,46 @@ async def test_an_unreachable_server_is_one_clear_error(tmp_path: Path) -> None:
     config = make_project(tmp_path, REVISIONS)
     with pytest.raises(ConnectionFailedError, match="Cannot connect to postgresql"):
         await command.upgrade(config, "head", url="postgresql://nobody:secret@127.0.0.1:1/db")
+
+
+async def test_at_head_the_whole_command_is_one_query(
+    tmp_path: Path, pg_db: URL, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = make_project(tmp_path, REVISIONS)
+    await command.upgrade(config, "head", url=_url(pg_db))
+    sent: list[str] = []
+    original = asyncpg.Connection._get_statement
+    execute = asyncpg.Connection.execute
+
+    async def preparing(self: asyncpg.Connection, query: str, *args: Any, **kw: Any) -> Any:
+        sent.append(query)
+        return await original(self, query, *args, **kw)
+
+    async def executing(self: asyncpg.Connection, query: str, *args: Any, **kw: Any) -> Any:
+        sent.append(query)
+        return await execute(self, query, *args, **kw)
+
+    monkeypatch.setattr(asyncpg.Connection, "_get_statement", preparing)
+    monkeypatch.setattr(asyncpg.Connection, "execute", executing)
+    result = await command.upgrade(config, "head", url=_url(pg_db))
+    assert result.steps == () and result.to_heads == ("a1",)
+    assert len(sent) == 1, sent  # SQLAlchemy's first questions and the version read, together
+    assert "version_num" in sent[0] and "current_schema()" in sent[0]
+
+
+async def test_the_read_made_on_connecting_is_of_the_configured_table(tmp_path: Path, pg_db: URL) -> None:
+    # env.py names another version table than the command does: the read made while
+    # connecting (of alembic_version) must not stand in for it.
+    config = make_project(tmp_path, REVISIONS)
+    await command.upgrade(config, "head", url=_url(pg_db))  # alembic_version: a1
+    template = (Path(__file__).parents[2] / "templates" / "async" / "env.py").read_text()
+    env_py = template.replace(
+        "context.configure(connection=connection, target_metadata=target_metadata)",
+        "context.configure(connection=connection, target_metadata=target_metadata, "
+        "version_table='other_versions')",
+    )
+    revisions = [Rev("a1", None, 'op.create_table("t2", sa.Column("id", sa.Integer))')]
+    other = make_project(tmp_path / "other", revisions, env_py=env_py)
+    result = await command.upgrade(other, "head", url=_url(pg_db))
+    assert result.steps and result.to_heads == ("a1",)  # not mistaken for "already at a1"
+    assert (await tables_and_versions(pg_db))[0] == {"t1", "t2", "other_versions"}
