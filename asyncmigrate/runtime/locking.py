@@ -61,6 +61,14 @@ class MigrationLock:
         """Give the lock back (a no-op when it is not held)."""
         raise NotImplementedError
 
+    def release_sql(self, connection: Connection) -> str | None:
+        """SQL that gives the lock back, for a caller that sends it with other statements.
+
+        None where the lock is not given back by a statement on this connection.
+        After the caller has run it, it sets :attr:`held` to False.
+        """
+        return None
+
     def acquire(self, connection: Connection, timeout: float, in_transaction: bool = False) -> None:
         """Wait up to ``timeout`` seconds for the lock.
 
@@ -113,6 +121,12 @@ class PostgresLock(MigrationLock):
             text(f"SELECT {fn}({_PG_KEY})"), {"schema": self.schema, "table": self.version_table}
         ).scalar()
         return bool(got)
+
+    def release_sql(self, connection: Connection) -> str | None:
+        """The statement that gives a session lock back, to send with others; None if not held so."""
+        if not self.held or self._transactional:
+            return None
+        return f"SELECT pg_advisory_unlock({self._key_sql(connection)})"
 
     def release(self, connection: Connection) -> None:
         if not self.held:

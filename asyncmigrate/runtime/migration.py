@@ -36,6 +36,7 @@ from .pipeline import (
     Checked,
     StatementPipeline,
     aiosqlite_worker,
+    commit_then,
     fetch_before_transaction,
     send_together,
 )
@@ -128,6 +129,8 @@ class _ProxyTransaction:
                 self.context._transaction = None
                 if exc_type is None and transaction.is_active:
                     try:
+                        if self.outer and self.context._outer_depth == 1:
+                            self.context._commit_releasing_lock()
                         transaction.commit()
                     except BaseException:
                         # The commit failed (e.g. the step's batch sent with it): the
@@ -720,6 +723,18 @@ class MigrationContext:
         )
         self.record.waited_for_lock = time.perf_counter() - started
         self._lock = lock
+
+    def _commit_releasing_lock(self) -> None:
+        """Commit the run's transaction and give the lock back in one round trip, where possible.
+
+        SQLAlchemy's commit that follows then has nothing left to send.
+        """
+        lock = self._lock
+        if lock is None or self.connection is None or self._in_external_transaction:
+            return
+        release = lock.release_sql(self.connection)
+        if release is not None and commit_then(self.connection, release):
+            lock.held = False
 
     def _release_lock(self) -> None:
         lock, self._lock = self._lock, None

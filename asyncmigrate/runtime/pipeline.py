@@ -73,6 +73,7 @@ __all__ = [
     "CompiledCache",
     "StatementPipeline",
     "aiosqlite_worker",
+    "commit_then",
     "fetch_before_transaction",
     "send_together",
 ]
@@ -292,7 +293,7 @@ class _AsyncpgTransport(_Transport):
     def folds_commit(self) -> bool:
         return _asyncpg_transactions_foldable(self.connection.connection.dbapi_connection)
 
-    async def sending(self, batch: list[str], commit: bool = False) -> None:
+    async def sending(self, batch: list[str], commit: bool = False, after: tuple[str, ...] = ()) -> None:
         adapter: Any = self.connection.connection.dbapi_connection
         raw = adapter._connection
         statements = [s.self_checking() if isinstance(s, Checked) else s for s in batch]
@@ -310,6 +311,7 @@ class _AsyncpgTransport(_Transport):
                     await adapter._start_transaction()
             if commit:
                 statements.append("COMMIT")
+                statements.extend(after)
             try:
                 await raw.execute(";\n".join(statements))
             except Exception as exc:
@@ -430,6 +432,30 @@ def send_together(connection: Connection, statements: list[str]) -> bool:
     if not in_loop_greenlet() or not _speaks_asyncpg(connection):
         return False
     _AsyncpgTransport(connection).send(statements)
+    return True
+
+
+def commit_then(connection: Connection, after: str) -> bool:
+    """Commit ``connection``'s transaction and run ``after`` in the same round trip.
+
+    PostgreSQL over asyncpg, with a transaction open on the server: returns
+    True once both ran (``after`` runs only if the ``COMMIT`` succeeded; a
+    failed commit raises, the transaction rolled back). The driver then
+    holds no transaction, so SQLAlchemy's own commit that follows sends
+    nothing. False (nothing sent) elsewhere.
+    """
+    if not in_loop_greenlet() or not _speaks_asyncpg(connection):
+        return False
+    transport = _AsyncpgTransport(connection)
+    adapter: Any = connection.connection.dbapi_connection
+    if not transport.folds_commit() or adapter._transaction is None:
+        return False
+    try:
+        await_in_loop(transport.sending([], commit=True, after=(after,)))
+    except Exception as exc:
+        with contextlib.suppress(Exception):
+            adapter.rollback()
+        _reraise(connection, adapter, ["COMMIT", after], exc)
     return True
 
 

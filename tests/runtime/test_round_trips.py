@@ -77,3 +77,55 @@ async def test_a_failing_batch_rolls_back_and_leaves_the_connection_usable(tmp_p
         await command.upgrade(config, "head", lock_timeout=1)
     assert not isinstance(again.value, LockTimeoutError)
     assert again.value.revision == "c3"
+
+
+async def _lock_is_free(url: URL) -> bool:
+    """Whether another session can take (and then gives back) the default migration lock."""
+    engine = create_async_engine(url, poolclass=NullPool)
+    key = (
+        "hashtextextended(current_database() || '/' || current_schema() || '/' || 'alembic_version', 0)"
+    )
+    try:
+        async with engine.connect() as conn:
+            got = (await conn.execute(text(f"SELECT pg_try_advisory_lock({key})"))).scalar()
+            if got:
+                await conn.execute(text(f"SELECT pg_advisory_unlock({key})"))
+            return bool(got)
+    finally:
+        await engine.dispose()
+
+
+async def test_the_runs_commit_gives_the_lock_back_in_the_same_round_trip(
+    tmp_path: Path, pg_db: URL, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sent: list[str] = []
+    execute = asyncpg.Connection.execute
+
+    async def recording(self: asyncpg.Connection, query: str, *args: object, **kw: object) -> str:
+        sent.append(query)
+        return await execute(self, query, *args, **kw)  # type: ignore[no-any-return]
+
+    monkeypatch.setattr(asyncpg.Connection, "execute", recording)
+    config = make_project(tmp_path, REVISIONS, url=pg_db)
+    await command.upgrade(config, "head")
+    run = list(sent)
+    assert await tables_and_versions(pg_db) == ({"t1", "t2", "t3"}, {"c3"})
+    statements = run[-1].split(";\n")
+    assert statements[0] == "COMMIT" and "pg_advisory_unlock" in statements[1]
+    assert not any("pg_advisory_unlock" in q for q in run[:-1])
+    assert await _lock_is_free(pg_db)
+
+
+async def test_a_commit_that_fails_still_gives_the_lock_back(tmp_path: Path, pg_db: URL) -> None:
+    # A deferred foreign key is only checked at COMMIT: the commit (with the unlock
+    # behind it) fails, nothing of the run stays, and the lock is free.
+    violating = """
+        op.execute("CREATE TABLE parent (id int PRIMARY KEY)")
+        op.execute("CREATE TABLE child (pid int REFERENCES parent DEFERRABLE INITIALLY DEFERRED)")
+        op.execute("INSERT INTO child VALUES (1)")
+    """
+    config = make_project(tmp_path, [REVISIONS[0], Rev("b2", "a1", violating)], url=pg_db)
+    with pytest.raises(Exception, match="foreign key"):
+        await command.upgrade(config, "head")
+    assert await tables_and_versions(pg_db) == (set(), set())
+    assert await _lock_is_free(pg_db)
