@@ -808,6 +808,8 @@ class MigrationContext:
                 and not self.opts.get("dont_mutate", False)
             ):
                 self._ensure_version_table()
+                if pipeline is not None and self._may_defer():
+                    pipeline.send_ahead()  # created while the first step's code runs
             self._preload(steps)
             current = set(heads)
             for step in steps:

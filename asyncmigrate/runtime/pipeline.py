@@ -706,6 +706,17 @@ class StatementPipeline:
             return
         if self._inflight is not None and self._may_group():
             return  # leaves with the next step's statements, once the batch ahead has answered
+        self._send_deferred()
+
+    def send_ahead(self) -> None:
+        """Send what is queued now, without waiting: the next step's code runs meanwhile.
+
+        Its failure surfaces where the next step's would (it belongs to that step).
+        """
+        if self._pending and self._transport.batches and self._inflight is None:
+            self._send_deferred()
+
+    def _send_deferred(self) -> None:
         self.settle()
         batch = self._take()
         task = asyncio.ensure_future(self._dispatch(batch))

@@ -9,6 +9,7 @@ connection usable.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pytest
@@ -128,4 +129,26 @@ async def test_a_commit_that_fails_still_gives_the_lock_back(tmp_path: Path, pg_
     with pytest.raises(Exception, match="foreign key"):
         await command.upgrade(config, "head")
     assert await tables_and_versions(pg_db) == (set(), set())
+    assert await _lock_is_free(pg_db)
+
+
+async def test_the_version_table_failing_to_be_created_fails_the_first_step(
+    tmp_path: Path, pg_db: URL
+) -> None:
+    # The version table's CREATE goes ahead of the first step's code; if it fails, the
+    # failure is the first step's, nothing of the run stays, and the database answers.
+    engine = create_async_engine(pg_db, poolclass=NullPool)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(text("CREATE TABLE alembic_version_pkc (id int)"))  # the PK's name
+    finally:
+        await engine.dispose()
+    config = make_project(tmp_path, REVISIONS, url=pg_db)
+    events: list[Any] = []
+    with pytest.raises(MigrationError) as caught:
+        await command.upgrade(config, "head", on_step=events.append)
+    assert caught.value.revision == "a1"
+    assert "alembic_version_pkc" in str(caught.value)
+    assert [(e.kind, e.revision) for e in events] == [("started", "a1"), ("failed", "a1")]
+    assert await tables_and_versions(pg_db) == ({"alembic_version_pkc"}, set())
     assert await _lock_is_free(pg_db)
