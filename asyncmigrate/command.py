@@ -20,7 +20,8 @@ import shutil
 import socket
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -114,6 +115,29 @@ def _target_options(
     if connection is not None:
         opts["connection"] = connection
     return opts
+
+
+@asynccontextmanager
+async def _connecting_early(
+    config: Config, sql: bool, target: dict[str, Any], env_opts: dict[str, Any]
+) -> AsyncIterator[None]:
+    """Start the command's own connection now, while the script directory loads.
+
+    It joins ``target`` (as ``early_connection``) for env.py's engine to
+    take, and is closed here if nothing took it (see ``envpy.connect_early``).
+    """
+    from .runtime.envpy import connect_early
+
+    early = None if sql else connect_early(config, {**env_opts, **target})
+    if early is None:
+        yield
+        return
+    target["early_connection"] = early
+    try:
+        await anyio.sleep(0)  # let the connection request leave
+        yield
+    finally:
+        await early.close()
 
 
 def _describe_target(env: EnvironmentContext) -> str | None:
@@ -493,32 +517,34 @@ async def current(
         would still apply revisions.
     :param script: a loaded script directory to reuse (fan-out shares one).
     """
-    script = script or await _script_directory(config)
-    found: dict[str, Any] = {}
+    target = _target_options(url, engine, connection)
+    async with _connecting_early(config, False, target, env_opts):
+        script = script or await _script_directory(config)
+        found: dict[str, Any] = {}
 
-    def read(heads: tuple[str, ...], ctx: MigrationContext) -> list[MigrationStep]:
-        found["heads"] = heads
-        return []
+        def read(heads: tuple[str, ...], ctx: MigrationContext) -> list[MigrationStep]:
+            found["heads"] = heads
+            return []
 
-    env = await _run(
-        config, script, read, dont_mutate=True, **_target_options(url, engine, connection), **env_opts
-    )
-    heads_found: tuple[str, ...] = found.get("heads", ())
-    pending = tuple(
-        step.revision.revision for step in upgrade_plan(script.graph, heads_found, "heads")
-    )
-    state = CurrentState(
-        heads=tuple(sorted(heads_found, key=_order_key(script))),
-        at_head=not pending,
-        pending=pending,
-        url=_describe_target(env),
-    )
-    if check_heads and not state.at_head:
-        raise NotAtHeadError(
-            f"Database is not on all head revisions: {len(pending)} revision(s) to apply "
-            f"({', '.join(pending[:5])}{'...' if len(pending) > 5 else ''})"
+        env = await _run(
+            config, script, read, dont_mutate=True, **target, **env_opts
         )
-    return state
+        heads_found: tuple[str, ...] = found.get("heads", ())
+        pending = tuple(
+            step.revision.revision for step in upgrade_plan(script.graph, heads_found, "heads")
+        )
+        state = CurrentState(
+            heads=tuple(sorted(heads_found, key=_order_key(script))),
+            at_head=not pending,
+            pending=pending,
+            url=_describe_target(env),
+        )
+        if check_heads and not state.at_head:
+            raise NotAtHeadError(
+                f"Database is not on all head revisions: {len(pending)} revision(s) to apply "
+                f"({', '.join(pending[:5])}{'...' if len(pending) > 5 else ''})"
+            )
+        return state
 
 
 def _order_key(script: ScriptDirectory) -> Callable[[str], int]:
@@ -591,35 +617,37 @@ async def upgrade(
     :param lock_timeout: seconds to wait for the lock (default: config, else 300).
     """
     started = time.perf_counter()
-    script = script or await _script_directory(config)
-    starting_rev = None
-    if ":" in revision:
-        if not sql:
-            raise CommandError("Range revision not allowed")
-        starting_rev, revision = revision.split(":", 2)
-    destination = revision
+    target = _target_options(url, engine, connection)
+    async with _connecting_early(config, sql, target, env_opts):
+        script = script or await _script_directory(config)
+        starting_rev = None
+        if ":" in revision:
+            if not sql:
+                raise CommandError("Range revision not allowed")
+            starting_rev, revision = revision.split(":", 2)
+        destination = revision
 
-    def plan(heads: tuple[str, ...], ctx: MigrationContext) -> list[MigrationStep]:
-        if _already_at(script, heads, destination):
-            return []
-        return list(upgrade_plan(script.graph, heads, destination))
+        def plan(heads: tuple[str, ...], ctx: MigrationContext) -> list[MigrationStep]:
+            if _already_at(script, heads, destination):
+                return []
+            return list(upgrade_plan(script.graph, heads, destination))
 
-    buffer = io.StringIO() if sql else None
-    env = await _run(
-        config,
-        script,
-        plan,
-        as_sql=sql,
-        starting_rev=starting_rev,
-        destination_rev=destination,
-        tag=tag,
-        on_step=on_step,
-        **({"output_buffer": buffer} if buffer is not None else {}),
-        **_lock_options(config, lock, lock_timeout),
-        **_target_options(url, engine, connection),
-        **env_opts,
-    )
-    return _migration_result(env, started, buffer)
+        buffer = io.StringIO() if sql else None
+        env = await _run(
+            config,
+            script,
+            plan,
+            as_sql=sql,
+            starting_rev=starting_rev,
+            destination_rev=destination,
+            tag=tag,
+            on_step=on_step,
+            **({"output_buffer": buffer} if buffer is not None else {}),
+            **_lock_options(config, lock, lock_timeout),
+            **target,
+            **env_opts,
+        )
+        return _migration_result(env, started, buffer)
 
 
 _RELATIVE_TARGET = re.compile(r"(?:(.+?)@)?(\w+)?((?:\+|-)\d+)")
@@ -657,35 +685,37 @@ async def downgrade(
     :param sql: render the SQL instead of running it; needs ``start:end``.
     """
     started = time.perf_counter()
-    script = script or await _script_directory(config)
-    starting_rev = None
-    if ":" in revision:
-        if not sql:
-            raise CommandError("Range revision not allowed")
-        starting_rev, revision = revision.split(":", 2)
-    elif sql:
-        raise CommandError("downgrade with --sql requires <fromrev>:<torev>")
-    destination = revision
+    target = _target_options(url, engine, connection)
+    async with _connecting_early(config, sql, target, env_opts):
+        script = script or await _script_directory(config)
+        starting_rev = None
+        if ":" in revision:
+            if not sql:
+                raise CommandError("Range revision not allowed")
+            starting_rev, revision = revision.split(":", 2)
+        elif sql:
+            raise CommandError("downgrade with --sql requires <fromrev>:<torev>")
+        destination = revision
 
-    def plan(heads: tuple[str, ...], ctx: MigrationContext) -> list[MigrationStep]:
-        return list(downgrade_plan(script.graph, heads, destination))
+        def plan(heads: tuple[str, ...], ctx: MigrationContext) -> list[MigrationStep]:
+            return list(downgrade_plan(script.graph, heads, destination))
 
-    buffer = io.StringIO() if sql else None
-    env = await _run(
-        config,
-        script,
-        plan,
-        as_sql=sql,
-        starting_rev=starting_rev,
-        destination_rev=destination,
-        tag=tag,
-        on_step=on_step,
-        **({"output_buffer": buffer} if buffer is not None else {}),
-        **_lock_options(config, lock, lock_timeout),
-        **_target_options(url, engine, connection),
-        **env_opts,
-    )
-    return _migration_result(env, started, buffer)
+        buffer = io.StringIO() if sql else None
+        env = await _run(
+            config,
+            script,
+            plan,
+            as_sql=sql,
+            starting_rev=starting_rev,
+            destination_rev=destination,
+            tag=tag,
+            on_step=on_step,
+            **({"output_buffer": buffer} if buffer is not None else {}),
+            **_lock_options(config, lock, lock_timeout),
+            **target,
+            **env_opts,
+        )
+        return _migration_result(env, started, buffer)
 
 
 async def stamp(
@@ -709,41 +739,43 @@ async def stamp(
     :param purge: empty the version table first.
     """
     started = time.perf_counter()
-    script = script or await _script_directory(config)
-    destinations: list[str] = []
-    starting_rev: str | None = None
-    for item in as_tuple(revision):
-        if sql and ":" in item:
-            start, item = item.split(":", 2)
-            if starting_rev not in (None, start):
-                raise CommandError(
-                    "Stamp operation with --sql only supports a single starting revision at a time"
-                )
-            starting_rev = start
-        destinations.append(item)
-    if purge and sql:
-        raise CommandError("Can't use --purge with --sql mode")
+    target = _target_options(url, engine, connection)
+    async with _connecting_early(config, sql, target, env_opts):
+        script = script or await _script_directory(config)
+        destinations: list[str] = []
+        starting_rev: str | None = None
+        for item in as_tuple(revision):
+            if sql and ":" in item:
+                start, item = item.split(":", 2)
+                if starting_rev not in (None, start):
+                    raise CommandError(
+                        "Stamp operation with --sql only supports a single starting revision at a time"
+                    )
+                starting_rev = start
+            destinations.append(item)
+        if purge and sql:
+            raise CommandError("Can't use --purge with --sql mode")
 
-    def plan(heads: tuple[str, ...], ctx: MigrationContext) -> list[MigrationStep]:
-        return list(stamp_plan(script.graph, tuple(destinations), heads))
+        def plan(heads: tuple[str, ...], ctx: MigrationContext) -> list[MigrationStep]:
+            return list(stamp_plan(script.graph, tuple(destinations), heads))
 
-    buffer = io.StringIO() if sql else None
-    env = await _run(
-        config,
-        script,
-        plan,
-        as_sql=sql,
-        starting_rev=starting_rev,
-        destination_rev=tuple(destinations),
-        tag=tag,
-        purge=purge,
-        on_step=on_step,
-        **({"output_buffer": buffer} if buffer is not None else {}),
-        **_lock_options(config, lock, lock_timeout),
-        **_target_options(url, engine, connection),
-        **env_opts,
-    )
-    return _migration_result(env, started, buffer)
+        buffer = io.StringIO() if sql else None
+        env = await _run(
+            config,
+            script,
+            plan,
+            as_sql=sql,
+            starting_rev=starting_rev,
+            destination_rev=tuple(destinations),
+            tag=tag,
+            purge=purge,
+            on_step=on_step,
+            **({"output_buffer": buffer} if buffer is not None else {}),
+            **_lock_options(config, lock, lock_timeout),
+            **target,
+            **env_opts,
+        )
+        return _migration_result(env, started, buffer)
 
 
 async def ensure_version(

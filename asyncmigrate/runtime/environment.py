@@ -49,7 +49,8 @@ class EnvironmentContext:
         #: Every migration context env.py configured, in order (multi-database env.py files).
         self.migration_contexts: list[MigrationContext] = []
         self._binding: AbstractContextManager[EnvironmentContext] | None = None
-        self._early: EarlyConnection | None = None
+        # The run's own connection, opened before env.py asked (see envpy.connect_early).
+        self._early: EarlyConnection | None = kw.pop("early_connection", None)
 
     def __enter__(self) -> EnvironmentContext:
         self._binding = bind_environment(self)
@@ -319,36 +320,8 @@ class EnvironmentContext:
         finally:
             await owned.dispose()
 
-    def start_connecting(self) -> None:
-        """Begin opening the run's own connection now, while env.py is still starting.
-
-        For a command given a database URL (PostgreSQL over asyncpg) whose
-        env.py opens its connection with :meth:`connect`: the server's
-        connection set-up (a new backend process, authentication) then
-        overlaps env.py's own work. :meth:`connect`'s engine takes the
-        connection only if it would open the very same one (same driver
-        arguments); otherwise it is closed unused when the run ends
-        (:meth:`close_early_connection`).
-        """
-        opts = self.context_opts
-        url = opts.get("url")
-        if (
-            self._early is not None
-            or not url
-            or self.is_offline_mode()
-            or opts.get("connection") is not None
-            or opts.get("engine") is not None
-            or any(k in self.config.attributes for k in ("connection", "engine"))
-        ):
-            return
-        self._early = EarlyConnection.start(
-            str(url),
-            opts.get("version_table", "alembic_version"),
-            opts.get("version_table_schema") or opts.get("tenant_schema"),
-        )
-
     async def close_early_connection(self) -> None:
-        """Close a connection :meth:`start_connecting` opened that env.py did not take."""
+        """Close the connection opened early for this run if env.py did not take it."""
         early, self._early = self._early, None
         if early is not None:
             await early.close()

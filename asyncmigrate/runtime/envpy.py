@@ -26,11 +26,14 @@ from pathlib import Path
 from typing import Any
 
 from .._greenlet import await_in_loop, run_sync_in_loop
+from ..config import Config
 from ..exceptions import ScriptError
+from ..script.directory import resolve_location
 from ..script.loader import routed_builtins
+from .connecting import EarlyConnection
 from .environment import EnvironmentContext
 
-__all__ = ["run_env"]
+__all__ = ["connect_early", "run_env"]
 
 _CODE_CACHE: dict[tuple[str, int, int], tuple[types.CodeType, bool]] = {}
 _CACHE_LOCK = threading.Lock()
@@ -125,16 +128,44 @@ def _execute(code: types.CodeType, path: Path) -> None:
     exec(code, namespace)
 
 
+def connect_early(config: Config, opts: dict[str, Any]) -> EarlyConnection | None:
+    """Start opening a command's own connection before anything else, if env.py will want it.
+
+    For a command given a database URL (PostgreSQL over asyncpg) whose
+    env.py opens its connection with ``context.connect()``: the server's
+    connection set-up (a new backend process, authentication) then overlaps
+    loading the script directory and running env.py. The engine
+    ``context.connect()`` creates takes the connection only if it would open
+    the very same one (same driver arguments); otherwise it is closed unused.
+    None where this does not apply.
+    """
+    url = opts.get("url")
+    if (
+        not url
+        or opts.get("as_sql")
+        or opts.get("connection") is not None
+        or opts.get("engine") is not None
+        or any(k in config.attributes for k in ("connection", "engine"))
+    ):
+        return None
+    try:
+        location = config.get_alembic_option("script_location")
+        if not location or not _compile(resolve_location(str(location)) / "env.py")[1]:
+            return None
+    except Exception:  # a missing or broken env.py is reported when the command runs it
+        return None
+    return EarlyConnection.start(
+        str(url),
+        opts.get("version_table", "alembic_version"),
+        opts.get("version_table_schema") or opts.get("tenant_schema"),
+    )
+
+
 async def run_env(environment: EnvironmentContext) -> None:
     """Execute the script directory's env.py for ``environment`` in the running loop."""
     path = Path(environment.script.env_py_location)
-    code, connects = _compile(path)
+    code, _ = _compile(path)
     with environment:
-        if connects:
-            # Let the server set the connection up while env.py starts; the
-            # yield sends the connection request before env.py's code runs.
-            environment.start_connecting()
-            await asyncio.sleep(0)
         try:
             await run_sync_in_loop(_execute, code, path)
         finally:

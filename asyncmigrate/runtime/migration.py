@@ -899,9 +899,12 @@ class MigrationContext:
                 done, failure = pipeline.take_results()
                 self._confirm(done)
                 pipeline.discard()
-                if failure is not None and failure[0] is not None and failure[0] is not this:
-                    error = self._failed(failure[0], failure[1])
-                    raise error from error.__cause__
+                if failure is not None:
+                    # Statements of no step (the version table's) fail the earliest step waiting.
+                    step = failure[0] or self._unconfirmed[0]
+                    if step is not this:
+                        error = self._failed(step, failure[1])
+                        raise error from error.__cause__
             raise self._failed(this, exc) from exc
         if pipeline is None:
             self._unconfirmed.remove(this)
