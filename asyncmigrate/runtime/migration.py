@@ -901,9 +901,9 @@ class MigrationContext:
                 pipeline.discard()
                 if failure is not None:
                     # Statements of no step (the version table's) fail the earliest step waiting.
-                    step = failure[0] or self._unconfirmed[0]
-                    if step is not this:
-                        error = self._failed(step, failure[1])
+                    owner = failure[0] or self._unconfirmed[0]
+                    if owner is not this:
+                        error = self._failed(owner, failure[1])
                         raise error from error.__cause__
             raise self._failed(this, exc) from exc
         if pipeline is None:

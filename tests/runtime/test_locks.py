@@ -196,3 +196,20 @@ async def test_in_a_callers_transaction_the_lock_lasts_until_it_ends(tmp_path: P
             assert not result.changed
     finally:
         await engine.dispose()
+
+
+async def test_waiting_migrators_given_a_url_find_the_database_at_head(tmp_path: Path, pg_db: URL) -> None:
+    # With url= each command opens its connection early and reads the version table
+    # while connecting; under the lock the read is made again, so only one applies.
+    config = make_project(tmp_path, RACY)
+    url = pg_db.render_as_string(hide_password=False)
+    results = []
+
+    async def migrate() -> None:
+        results.append(await command.upgrade(config, "head", url=url))
+
+    async with anyio.create_task_group() as tg:
+        for _ in range(4):
+            tg.start_soon(migrate)
+    assert sorted(len(r.steps) for r in results) == [0, 0, 0, 3]
+    assert await applied(pg_db) == ["a1", "b2", "c3"]
