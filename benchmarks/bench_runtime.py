@@ -8,7 +8,11 @@
    (the script ``upgrade --sql`` renders, version-table statements included,
    in one transaction on a fresh connection).
 
-Run: ``python benchmarks/bench_runtime.py [--rounds N] [--pg URL]``.
+Contenders run interleaved, round by round, each one first in turn; the
+apply ratio is given per round (the median of each round's ratio, which a
+drifting server speed does not skew) and of the medians.
+
+Run: ``python benchmarks/bench_runtime.py [--rounds N] [--only noop|apply] [--pg URL]``.
 """
 
 from __future__ import annotations
@@ -94,7 +98,8 @@ async def bench_noop(rounds: int) -> dict[str, float]:
     return {"asyncmigrate": statistics.median(ours), "alembic": statistics.median(theirs)}
 
 
-async def bench_apply(rounds: int, server: str) -> dict[str, float]:
+async def bench_apply(rounds: int, server: str) -> dict[str, list[float]]:
+    """Seconds per round for each contender; the order of contenders turns every round."""
     root = Path(tempfile.mkdtemp(prefix="bench-apply-"))
     config = make_project(root, history(10), url=server)
     sql = (await command.upgrade(config, "head", sql=True)).sql or ""
@@ -107,28 +112,30 @@ async def bench_apply(rounds: int, server: str) -> dict[str, float]:
         for chunk in sql.split(";\n")
     ]
     statements = [s for s in statements if s and s not in ("BEGIN", "COMMIT")]
-    ours, bare, each = [], [], []
+    kinds = ["asyncmigrate", "bare asyncpg", "bare asyncpg, one statement at a time"]
+    times: dict[str, list[float]] = {kind: [] for kind in kinds}
     try:
         for i in range(rounds):
-            for kind in ("ours", "bare", "each"):
-                name = f"bench_apply_{os.getpid()}_{kind}_{i}"
+            order = kinds[i % 3:] + kinds[:i % 3]  # each contender goes first, second, third in turn
+            for kind in order:
+                name = f"bench_apply_{os.getpid()}_{kinds.index(kind)}_{i}"
                 await admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
                 await admin.execute(f'CREATE DATABASE "{name}"')
                 url = base.set(database=name)
                 t = time.perf_counter()
-                if kind == "ours":
+                if kind == "asyncmigrate":
                     result = await command.upgrade(
                         config, "head", url=url.render_as_string(hide_password=False)
                     )
+                    elapsed = time.perf_counter() - t
                     assert len(result.steps) == 10
-                    ours.append(time.perf_counter() - t)
-                elif kind == "bare":
+                elif kind == "bare asyncpg":
                     conn = await asyncpg.connect(
                         host=url.host, port=url.port or 5432, user=url.username, database=name
                     )
                     await conn.execute(sql)  # one simple-protocol batch: BEGIN ... COMMIT
                     await conn.close()
-                    bare.append(time.perf_counter() - t)
+                    elapsed = time.perf_counter() - t
                 else:
                     conn = await asyncpg.connect(
                         host=url.host, port=url.port or 5432, user=url.username, database=name
@@ -137,39 +144,58 @@ async def bench_apply(rounds: int, server: str) -> dict[str, float]:
                         for statement in statements:
                             await conn.execute(statement)
                     await conn.close()
-                    each.append(time.perf_counter() - t)
+                    elapsed = time.perf_counter() - t
+                times[kind].append(elapsed)
+                check = await asyncpg.connect(
+                    host=url.host, port=url.port or 5432, user=url.username, database=name
+                )
+                try:  # every contender left the same database behind
+                    assert await check.fetchval("SELECT version_num FROM alembic_version") == "0009abcdef"
+                finally:
+                    await check.close()
                 await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
     finally:
         await admin.close()
         shutil.rmtree(root)
-    return {
-        "asyncmigrate": statistics.median(ours),
-        "bare asyncpg": statistics.median(bare),
-        "bare asyncpg, one statement at a time": statistics.median(each),
-    }
+    return times
+
+
+def paired(ours: list[float], theirs: list[float]) -> tuple[float, float]:
+    """The median of the per-round ratios, and of the per-round differences (ms)."""
+    return (
+        statistics.median(o / t for o, t in zip(ours, theirs, strict=True)),
+        statistics.median((o - t) * 1000 for o, t in zip(ours, theirs, strict=True)),
+    )
 
 
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--rounds", type=int, default=21)
+    parser.add_argument("--only", choices=("noop", "apply"), help="run one of the two benchmarks")
     parser.add_argument(
         "--pg", default=os.environ.get("ASYNCMIGRATE_TEST_POSTGRESQL_URL", "postgresql://postgres@127.0.0.1/postgres")
     )
     args = parser.parse_args()
     print(f"# {platform.node()}: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}, "
           f"Python {platform.python_version()}, {platform.platform()}")
-    noop = await bench_noop(args.rounds)
-    print(f"noop upgrade head, 500 revisions (median of {args.rounds}):")
-    for name, seconds in noop.items():
-        print(f"  {name:14s} {seconds * 1000:8.1f} ms")
-    print(f"  ratio: alembic / asyncmigrate = {noop['alembic'] / noop['asyncmigrate']:.1f}x")
-    apply = await bench_apply(args.rounds, args.pg)
-    print(f"apply 10 revisions to a fresh PostgreSQL database (median of {args.rounds}):")
-    for name, seconds in apply.items():
-        print(f"  {name:38s} {seconds * 1000:8.1f} ms")
-    print(f"  ratio: asyncmigrate / bare asyncpg (one batch) = {apply['asyncmigrate'] / apply['bare asyncpg']:.2f}x")
-    each = apply["bare asyncpg, one statement at a time"]
-    print(f"  ratio: asyncmigrate / bare asyncpg (one statement at a time) = {apply['asyncmigrate'] / each:.2f}x")
+    if args.only in (None, "noop"):
+        noop = await bench_noop(args.rounds)
+        print(f"noop upgrade head, 500 revisions (median of {args.rounds}):")
+        for name, seconds in noop.items():
+            print(f"  {name:14s} {seconds * 1000:8.1f} ms")
+        print(f"  ratio: alembic / asyncmigrate = {noop['alembic'] / noop['asyncmigrate']:.1f}x")
+    if args.only in (None, "apply"):
+        times = await bench_apply(args.rounds, args.pg)
+        print(f"apply 10 revisions to a fresh PostgreSQL database ({args.rounds} rounds):")
+        print(f"  {'':38s} {'median':>8s} {'min':>8s}")
+        for name, values in times.items():
+            print(f"  {name:38s} {statistics.median(values) * 1000:8.1f} {min(values) * 1000:8.1f} ms")
+        ours = times["asyncmigrate"]
+        for name in ("bare asyncpg", "bare asyncpg, one statement at a time"):
+            ratio, extra = paired(ours, times[name])
+            medians = statistics.median(ours) / statistics.median(times[name])
+            print(f"  asyncmigrate / {name}: {ratio:.2f}x per round (median; {extra:+.1f} ms), "
+                  f"{medians:.2f}x of medians")
 
 
 if __name__ == "__main__":

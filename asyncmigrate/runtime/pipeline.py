@@ -23,6 +23,16 @@ statements must run one by one, outside a transaction block. A version-row
 ``UPDATE``/``DELETE`` is queued :class:`Checked`: the batch fails unless it
 matched exactly one row, as it would run on its own.
 
+Inside one transaction over several steps, a step's batch is sent without
+waiting (:meth:`StatementPipeline.end_step`): the next step's Python runs
+while the server executes it. Steps whose code finishes while a batch is
+still running wait for it and then leave together, each after the first
+behind a savepoint; if that batch fails, rolling back to the last savepoint
+it reached tells which step failed (and leaves the transaction at that
+step's start). The pipeline reports which steps are done and which failed
+(:meth:`StatementPipeline.take_results`); the migration context turns that
+into events and errors.
+
 Compiled SQL can be shared: a fan-out hands every tenant's pipeline one
 :class:`CompiledCache`, so a thousand tenants running the same revision do
 not compile the same DDL a thousand times. Sharing rests on the step being
