@@ -798,8 +798,10 @@ class MigrationContext:
             steps = self._plan(heads)
             if steps and self._lock_wanted():
                 self._acquire_lock()
-                heads = self.get_current_heads()
-                steps = self._plan(heads)
+                again = self.get_current_heads()
+                if again != heads:  # another migrator moved it meanwhile
+                    heads = again
+                    steps = self._plan(heads)
             record.starting_heads = heads
             if (
                 steps
