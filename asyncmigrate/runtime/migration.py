@@ -596,14 +596,23 @@ class MigrationContext:
 
         The catalog finds the table (or not); ``query_to_xml`` reads it only if
         it exists. None means there is no table.
+
+        ``to_regclass`` looks the table up in the session's catalog cache,
+        which may still say "no such table" after another session created
+        it: a transaction takes in other sessions' catalog changes when it
+        starts, a running one does not. A read straight over asyncpg, before
+        the run's transaction, is a transaction of its own and uses it (on a
+        new session it costs a quarter of the catalog join); a read inside a
+        transaction, after finding no table, reads the catalog tables
+        themselves (``pg_class`` under the statement's snapshot).
         """
         assert self.connection is not None
-        query = _PG_VERSION_READ if self._version_table_exists is False else _PG_VERSION_READ_CACHED
         args = (self.version_table, self.version_table_schema)
         done, row = False, None
         if not self._in_external_transaction:  # a caller's transaction holds the read and the lock
-            done, row = fetch_before_transaction(self.connection, query, *args)
+            done, row = fetch_before_transaction(self.connection, _PG_VERSION_READ_CACHED, *args)
         if not done:
+            query = _PG_VERSION_READ if self._version_table_exists is False else _PG_VERSION_READ_CACHED
             named = _PG_VERSION_READ_NAMED[query]
             row = self.connection.execute(named, {"table": args[0], "schema": args[1]}).first()
         if row is None:
