@@ -203,10 +203,14 @@ async def test_steps_waiting_for_a_running_batch_leave_together(
     events: list[StepEvent] = []
     await command.upgrade(config, "head", on_step=events.append)
     assert await tables_and_versions(pg_db) == ({"t1", "t2", "t3", "t4", "t5"}, {"s5"})
-    # s3..s5's code ran while a1's slow batch did: they leave together, behind savepoints.
-    grouped = [q for q in sent if "CREATE TABLE t3" in q]
-    assert len(grouped) == 1 and all(f"CREATE TABLE t{i}" in grouped[0] for i in (4, 5))
-    assert grouped[0].count("SAVEPOINT asyncmigrate_step_") >= 2
+    # The later steps' code ran while a1's slow batch did: they leave together, behind
+    # savepoints, not one batch each (which of them joins a1's own batch depends on timing).
+    carrying = [q for q in sent if any(f"CREATE TABLE t{i}" in q for i in (2, 3, 4, 5))]
+    assert len(carrying) <= 2
+    assert any(
+        sum(f"CREATE TABLE t{i}" in q for i in (2, 3, 4, 5)) >= 2 and "SAVEPOINT asyncmigrate_step_" in q
+        for q in carrying
+    )
     assert [(e.kind, e.revision) for e in events] == [
         (kind, rev) for rev in ("a1", "s2", "s3", "s4", "s5") for kind in ("started", "finished")
     ]
