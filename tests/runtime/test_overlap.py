@@ -323,3 +323,42 @@ async def test_a_migration_committing_by_itself_ends_grouping(
     assert await tables_and_versions(pg_db) == ({"t1", "t2", "t3", "t4", "t5"}, {"e5"})
     after = sent[next(i for i, q in enumerate(sent) if "CREATE TABLE t3" in q):]
     assert not any("SAVEPOINT" in q for q in after)
+
+
+async def test_a_step_reading_while_steps_wait_sees_them(tmp_path: Path, pg_db: URL) -> None:
+    # b2 waits behind a1's slow batch when c3 queries: the query first sends b2 (and what
+    # c3 queued before it), so c3 sees b2's rows; events and version rows stay in order.
+    revisions = [
+        SLOW_FIRST,
+        Rev("b2", "a1", create("t2") + "\nop.execute('INSERT INTO t2 (id) VALUES (1), (2)')"),
+        Rev("c3", "b2", """
+            op.create_table("t3_before", sa.Column("id", sa.Integer, primary_key=True))
+            count = op.get_bind().execute(sa.text('SELECT count(*) FROM t2')).scalar()
+            op.create_table(f"t3_{count}", sa.Column("id", sa.Integer, primary_key=True))
+            """),
+        Rev("d4", "c3", create("t4")),
+    ]
+    config = make_project(tmp_path, revisions, url=pg_db)
+    events: list[StepEvent] = []
+    await command.upgrade(config, "head", on_step=events.append)
+    assert await tables_and_versions(pg_db) == ({"t1", "t2", "t3_before", "t3_2", "t4"}, {"d4"})
+    assert [(e.kind, e.revision) for e in events] == [
+        (kind, rev) for rev in ("a1", "b2", "c3", "d4") for kind in ("started", "finished")
+    ]
+
+
+async def test_a_waiting_steps_failure_seen_by_a_later_query_is_its_own(tmp_path: Path, pg_db: URL) -> None:
+    revisions = [
+        SLOW_FIRST,
+        Rev("b2", "a1", create("t2") + "\nop.execute('INSERT INTO t2 (id) VALUES (1), (1)')"),
+        Rev("c3", "b2", "op.get_bind().execute(sa.text('SELECT 1')).scalar()"),
+    ]
+    config = make_project(tmp_path, revisions, url=pg_db)
+    events: list[StepEvent] = []
+    with pytest.raises(MigrationError) as caught:
+        await command.upgrade(config, "head", on_step=events.append)
+    assert caught.value.revision == "b2"
+    assert [(e.kind, e.revision) for e in events] == [
+        ("started", "a1"), ("finished", "a1"), ("started", "b2"), ("failed", "b2"),
+    ]
+    assert await tables_and_versions(pg_db) == (set(), set())
