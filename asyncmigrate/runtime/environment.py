@@ -339,4 +339,3 @@ class EnvironmentContext:
                 "context.run_async() can only be used while asyncmigrate runs env.py"
             )
         return await_in_loop(awaitable)
-

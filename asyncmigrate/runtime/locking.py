@@ -29,7 +29,7 @@ from .._greenlet import await_in_loop, in_loop_greenlet, sleep
 from ..config import DEFAULT_LOCK_TIMEOUT
 from ..exceptions import LockTimeoutError
 
-__all__ = ["DEFAULT_LOCK_TIMEOUT", "MigrationLock", "lock_for"]
+__all__ = ["DEFAULT_LOCK_TIMEOUT", "MigrationLock", "lock_for", "sql_literal"]
 
 log = logging.getLogger(__name__)
 
@@ -107,8 +107,8 @@ class PostgresLock(MigrationLock):
         self._transactional = False
 
     def _key_sql(self, connection: Connection) -> str:
-        schema = "NULL" if self.schema is None else _pg_string(self.schema)
-        return _PG_KEY.replace(":schema", schema).replace(":table", _pg_string(self.version_table))
+        schema = "NULL" if self.schema is None else sql_literal(self.schema)
+        return _PG_KEY.replace(":schema", schema).replace(":table", sql_literal(self.version_table))
 
     def try_acquire(self, connection: Connection, in_transaction: bool) -> bool:
         fn = "pg_try_advisory_xact_lock" if in_transaction else "pg_try_advisory_lock"
@@ -212,8 +212,8 @@ class _NoLock(MigrationLock):
         self.held = False
 
 
-def _pg_string(value: str) -> str:
-    """Render ``value`` as a PostgreSQL string literal."""
+def sql_literal(value: str) -> str:
+    """Render ``value`` as a SQL string literal (quotes doubled)."""
     return "'" + value.replace("'", "''") + "'"
 
 

@@ -31,7 +31,7 @@ from ..events import StepEvent
 from ..exceptions import CommandError, ConfigError, MigrationError, VersionTableError
 from ..revision.plan import MigrationInfo, MigrationStep, RevisionStep, VersionChange
 from .local import bind_operations
-from .locking import DEFAULT_LOCK_TIMEOUT, MigrationLock, lock_for
+from .locking import DEFAULT_LOCK_TIMEOUT, MigrationLock, lock_for, sql_literal
 from .pipeline import (
     Checked,
     StatementPipeline,
@@ -48,18 +48,14 @@ if TYPE_CHECKING:
 
 __all__ = ["MigrationContext", "RunRecord"]
 
-
-def _quoted(value: str | None) -> str:
-    """A SQL string literal."""
-    return "'" + (value or "").replace("'", "''") + "'"
-
 log = logging.getLogger("asyncmigrate.runtime.migration")
 
 # Two ways to find the version table. to_regclass() resolves the name through the
 # backend's catalog caches: cheapest on a new connection (no join to plan over cold
-# catalogs), but a name it did not find earlier in this transaction may stay unfound after
-# another session commits the table. So once a read found no table, the next one (after
-# taking the migration lock) goes through pg_class, an MVCC read that sees that commit.
+# catalogs), but a name it did not find earlier in a transaction may stay unfound there
+# after another session commits the table. A read in a transaction of its own uses it;
+# a read again inside a transaction, after finding no table, goes through pg_class, an
+# MVCC read that sees that commit (see _read_version_rows_postgresql).
 PG_VERSION_READ = _PG_VERSION_READ_CACHED = (
     "SELECT query_to_xml(format('SELECT version_num FROM %s', r), false, true, '') FROM "
     "(SELECT to_regclass(format('%I.%I', coalesce(CAST($2 AS text), current_schema()), "
@@ -678,12 +674,12 @@ class MigrationContext:
         """The plain SQL of a version-row change, values inlined."""
         name = self._version_name()
         if change.kind == "insert":
-            return f"INSERT INTO {name} (version_num) VALUES ({_quoted(change.new)})"
+            return f"INSERT INTO {name} (version_num) VALUES ({sql_literal(change.new or '')})"
         if change.kind == "delete":
-            return f"DELETE FROM {name} WHERE version_num = {_quoted(change.old)}"
+            return f"DELETE FROM {name} WHERE version_num = {sql_literal(change.old or '')}"
         return (
-            f"UPDATE {name} SET version_num = {_quoted(change.new)} "
-            f"WHERE version_num = {_quoted(change.old)}"
+            f"UPDATE {name} SET version_num = {sql_literal(change.new or '')} "
+            f"WHERE version_num = {sql_literal(change.old or '')}"
         )
 
     def _version_sql(self, change: VersionChange) -> str:

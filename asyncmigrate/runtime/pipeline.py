@@ -766,9 +766,9 @@ class StatementPipeline:
             await_in_loop(asyncio.sleep(0))
         return not task.done()
 
-    async def _dispatch(self, batch: _Batch, commit: bool = False) -> None:
+    async def _dispatch(self, batch: _Batch) -> None:
         try:
-            await self._transport.sending(batch.statements, commit)
+            await self._transport.sending(batch.statements)
         except Exception:
             if batch.savepoints:
                 batch.failed_at = await self._transport.locate(batch.savepoints)
