@@ -241,6 +241,35 @@ def _migration_result(
     )
 
 
+async def _migrate(
+    config: Config,
+    script: ScriptDirectory,
+    plan: Callable[[tuple[str, ...], MigrationContext], Sequence[MigrationStep]],
+    sql: bool,
+    started: float,
+    *,
+    lock: bool | None,
+    lock_timeout: float | None,
+    target: dict[str, Any],
+    env_opts: dict[str, Any],
+    **opts: Any,
+) -> MigrationResult:
+    """Run ``plan`` as ``upgrade``/``downgrade``/``stamp`` do (or render it with ``sql``)."""
+    buffer = io.StringIO() if sql else None
+    env = await _run(
+        config,
+        script,
+        plan,
+        as_sql=sql,
+        **opts,
+        **({"output_buffer": buffer} if buffer is not None else {}),
+        **_lock_options(config, lock, lock_timeout),
+        **target,
+        **env_opts,
+    )
+    return _migration_result(env, started, buffer)
+
+
 # -- environment set-up -------------------------------------------------------------------
 
 
@@ -632,22 +661,11 @@ async def upgrade(
                 return []
             return list(upgrade_plan(script.graph, heads, destination))
 
-        buffer = io.StringIO() if sql else None
-        env = await _run(
-            config,
-            script,
-            plan,
-            as_sql=sql,
-            starting_rev=starting_rev,
-            destination_rev=destination,
-            tag=tag,
-            on_step=on_step,
-            **({"output_buffer": buffer} if buffer is not None else {}),
-            **_lock_options(config, lock, lock_timeout),
-            **target,
-            **env_opts,
+        return await _migrate(
+            config, script, plan, sql, started,
+            lock=lock, lock_timeout=lock_timeout, target=target, env_opts=env_opts,
+            starting_rev=starting_rev, destination_rev=destination, tag=tag, on_step=on_step,
         )
-        return _migration_result(env, started, buffer)
 
 
 _RELATIVE_TARGET = re.compile(r"(?:(.+?)@)?(\w+)?((?:\+|-)\d+)")
@@ -700,22 +718,11 @@ async def downgrade(
         def plan(heads: tuple[str, ...], ctx: MigrationContext) -> list[MigrationStep]:
             return list(downgrade_plan(script.graph, heads, destination))
 
-        buffer = io.StringIO() if sql else None
-        env = await _run(
-            config,
-            script,
-            plan,
-            as_sql=sql,
-            starting_rev=starting_rev,
-            destination_rev=destination,
-            tag=tag,
-            on_step=on_step,
-            **({"output_buffer": buffer} if buffer is not None else {}),
-            **_lock_options(config, lock, lock_timeout),
-            **target,
-            **env_opts,
+        return await _migrate(
+            config, script, plan, sql, started,
+            lock=lock, lock_timeout=lock_timeout, target=target, env_opts=env_opts,
+            starting_rev=starting_rev, destination_rev=destination, tag=tag, on_step=on_step,
         )
-        return _migration_result(env, started, buffer)
 
 
 async def stamp(
@@ -759,23 +766,12 @@ async def stamp(
         def plan(heads: tuple[str, ...], ctx: MigrationContext) -> list[MigrationStep]:
             return list(stamp_plan(script.graph, tuple(destinations), heads))
 
-        buffer = io.StringIO() if sql else None
-        env = await _run(
-            config,
-            script,
-            plan,
-            as_sql=sql,
-            starting_rev=starting_rev,
-            destination_rev=tuple(destinations),
-            tag=tag,
-            purge=purge,
-            on_step=on_step,
-            **({"output_buffer": buffer} if buffer is not None else {}),
-            **_lock_options(config, lock, lock_timeout),
-            **target,
-            **env_opts,
+        return await _migrate(
+            config, script, plan, sql, started,
+            lock=lock, lock_timeout=lock_timeout, target=target, env_opts=env_opts,
+            starting_rev=starting_rev, destination_rev=tuple(destinations), tag=tag,
+            purge=purge, on_step=on_step,
         )
-        return _migration_result(env, started, buffer)
 
 
 async def ensure_version(
