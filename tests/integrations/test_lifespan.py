@@ -26,6 +26,7 @@ from asyncmigrate.tenants import Tenant
 
 from .. import backends
 from ..project import Rev, make_project
+from ..sent_sql import record_sql
 
 REVS = [
     Rev("a1", None, "op.execute('CREATE TABLE account (id INTEGER PRIMARY KEY)')",
@@ -95,22 +96,7 @@ async def test_at_head_costs_one_query(
         if engine.dialect.name != "sqlite":
             # The PostgreSQL read goes straight to asyncpg: watch every statement asyncpg
             # prepares or sends (SQLAlchemy's own queries go through the same two paths).
-            import asyncpg
-
-            get_statement = asyncpg.Connection._get_statement
-            execute = asyncpg.Connection.execute
-
-            async def preparing(self: Any, query: str, *args: Any, **kw: Any) -> Any:
-                statements.append(query)
-                return await get_statement(self, query, *args, **kw)
-
-            async def executing(self: Any, query: str, *args: Any, **kw: Any) -> Any:
-                if not args:
-                    statements.append(query)
-                return await execute(self, query, *args, **kw)
-
-            monkeypatch.setattr(asyncpg.Connection, "_get_statement", preparing)
-            monkeypatch.setattr(asyncpg.Connection, "execute", executing)
+            record_sql(monkeypatch, prepared=True, into=statements)
         async with asyncmigrate.lifespan(config, engine=engine) as status:
             assert status.ready
             assert status.result is not None

@@ -19,6 +19,7 @@ from asyncmigrate.runtime import connecting
 from asyncmigrate.runtime.connecting import answer_first_connect
 
 from ..project import Rev, make_project
+from ..sent_sql import record_sql
 from .test_run import tables_and_versions
 
 
@@ -189,20 +190,7 @@ async def test_at_head_the_whole_command_is_one_query(
 ) -> None:
     config = make_project(tmp_path, REVISIONS)
     await command.upgrade(config, "head", url=_url(pg_db))
-    sent: list[str] = []
-    original = asyncpg.Connection._get_statement
-    execute = asyncpg.Connection.execute
-
-    async def preparing(self: asyncpg.Connection, query: str, *args: Any, **kw: Any) -> Any:
-        sent.append(query)
-        return await original(self, query, *args, **kw)
-
-    async def executing(self: asyncpg.Connection, query: str, *args: Any, **kw: Any) -> Any:
-        sent.append(query)
-        return await execute(self, query, *args, **kw)
-
-    monkeypatch.setattr(asyncpg.Connection, "_get_statement", preparing)
-    monkeypatch.setattr(asyncpg.Connection, "execute", executing)
+    sent = record_sql(monkeypatch, prepared=True)
     result = await command.upgrade(config, "head", url=_url(pg_db))
     assert result.steps == () and result.to_heads == ("a1",)
     assert len(sent) == 1, sent  # SQLAlchemy's first questions and the version read, together

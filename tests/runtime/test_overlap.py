@@ -20,6 +20,7 @@ from asyncmigrate import StepEvent, command
 from asyncmigrate.exceptions import MigrationError
 
 from ..project import Rev, make_project
+from ..sent_sql import record_sql
 from .test_run import tables_and_versions
 
 
@@ -180,24 +181,10 @@ async def test_cancelled_while_a_step_runs_on_the_server(tmp_path: Path, pg_db: 
 SLOW_FIRST = Rev("a1", None, create("t1") + "\nop.execute('SELECT pg_sleep(0.3)')")
 
 
-def _recording_batches(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    import asyncpg
-
-    sent: list[str] = []
-    execute = asyncpg.Connection.execute
-
-    async def recording(self: asyncpg.Connection, query: str, *args: object, **kw: object) -> str:
-        sent.append(query)
-        return await execute(self, query, *args, **kw)  # type: ignore[no-any-return]
-
-    monkeypatch.setattr(asyncpg.Connection, "execute", recording)
-    return sent
-
-
 async def test_steps_waiting_for_a_running_batch_leave_together(
     tmp_path: Path, pg_db: URL, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    sent = _recording_batches(monkeypatch)
+    sent = record_sql(monkeypatch)
     revisions = [SLOW_FIRST] + [Rev(f"s{i}", f"s{i - 1}" if i > 2 else "a1", create(f"t{i}")) for i in range(2, 6)]
     config = make_project(tmp_path, revisions, url=pg_db)
     events: list[StepEvent] = []
@@ -216,23 +203,39 @@ async def test_steps_waiting_for_a_running_batch_leave_together(
     ]
 
 
+@pytest.mark.parametrize(
+    ("failing", "marker", "message"),
+    [
+        # c3's SQL fails on the server.
+        ("op.execute('INSERT INTO t2 (id) VALUES (1), (1)')", "INSERT INTO t2", "duplicate key"),
+        # c3's migration moves the version row itself: its own version update then
+        # finds no row.
+        (
+            "op.execute(\"UPDATE alembic_version SET version_num = 'zz'\")",
+            "version_num = 'zz'",
+            "expected to match one row",
+        ),
+    ],
+    ids=["sql", "version-row"],
+)
 async def test_a_failure_in_a_group_is_its_own_steps(
-    tmp_path: Path, pg_db: URL, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, pg_db: URL, monkeypatch: pytest.MonkeyPatch, failing: str, marker: str, message: str
 ) -> None:
-    sent = _recording_batches(monkeypatch)
+    # The failure is c3's, not that of the first step in its batch.
+    sent = record_sql(monkeypatch)
     revisions = [
         SLOW_FIRST,
         Rev("b2", "a1", create("t2")),
-        Rev("c3", "b2", "op.execute('INSERT INTO t2 (id) VALUES (1), (1)')"),  # duplicate key
+        Rev("c3", "b2", failing),
         Rev("d4", "c3", create("t4")),
     ]
     config = make_project(tmp_path, revisions, url=pg_db)
     events: list[StepEvent] = []
     with pytest.raises(MigrationError) as caught:
         await command.upgrade(config, "head", on_step=events.append)
-    assert any("SAVEPOINT" in q and "INSERT INTO t2" in q for q in sent)  # c3 ran in a group
+    assert any("SAVEPOINT" in q and marker in q for q in sent)  # c3 ran in a group
     assert caught.value.revision == "c3"
-    assert "duplicate key" in str(caught.value)
+    assert message in str(caught.value)
     assert [(e.kind, e.revision) for e in events] == [
         ("started", "a1"), ("finished", "a1"), ("started", "b2"), ("finished", "b2"),
         ("started", "c3"), ("failed", "c3"),
@@ -242,33 +245,13 @@ async def test_a_failure_in_a_group_is_its_own_steps(
     assert await tables_and_versions(pg_db) == ({"t1", "t2"}, {"b2"})
 
 
-async def test_a_version_row_moved_under_a_group_fails_its_step(
-    tmp_path: Path, pg_db: URL, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # c3's migration moves the version row itself: c3's own version update then finds
-    # no row, and the failure is c3's, not the group's first step.
-    sent = _recording_batches(monkeypatch)
-    revisions = [
-        SLOW_FIRST,
-        Rev("b2", "a1", create("t2")),
-        Rev("c3", "b2", "op.execute(\"UPDATE alembic_version SET version_num = 'zz'\")"),
-        Rev("d4", "c3", create("t4")),
-    ]
-    config = make_project(tmp_path, revisions, url=pg_db)
-    with pytest.raises(MigrationError) as caught:
-        await command.upgrade(config, "head")
-    assert any("SAVEPOINT" in q and "version_num = 'zz'" in q for q in sent)
-    assert caught.value.revision == "c3"
-    assert await tables_and_versions(pg_db) == (set(), set())
-
-
 async def test_a_long_run_uses_a_bounded_number_of_savepoints(
     tmp_path: Path, pg_db: URL, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from asyncmigrate.runtime import pipeline
 
     monkeypatch.setattr(pipeline, "STEP_SAVEPOINTS", 3)
-    sent = _recording_batches(monkeypatch)
+    sent = record_sql(monkeypatch)
     slow = "\nop.execute('SELECT pg_sleep(0.05)')"
     revisions = [
         Rev(f"r{i:02d}", f"r{i - 1:02d}" if i else None, create(f"t{i}") + slow) for i in range(20)
@@ -285,7 +268,7 @@ async def test_no_group_in_a_callers_transaction(
     from sqlalchemy.ext.asyncio import create_async_engine
     from sqlalchemy.pool import NullPool
 
-    sent = _recording_batches(monkeypatch)
+    sent = record_sql(monkeypatch)
     revisions = [SLOW_FIRST, Rev("b2", "a1", create("t2")), Rev("c3", "b2", create("t3"))]
     config = make_project(tmp_path, revisions)
     engine = create_async_engine(pg_db, poolclass=NullPool)
@@ -310,7 +293,7 @@ async def test_a_migration_committing_by_itself_ends_grouping(
         'op.execute(sa.text("COMMIT"))' if how == "op.execute"
         else 'op.get_bind().exec_driver_sql("COMMIT")'
     )
-    sent = _recording_batches(monkeypatch)
+    sent = record_sql(monkeypatch)
     revisions = [
         SLOW_FIRST,
         Rev("b2", "a1", create("t2")),

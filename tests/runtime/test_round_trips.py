@@ -11,7 +11,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import URL
@@ -22,6 +21,7 @@ from asyncmigrate import command
 from asyncmigrate.exceptions import LockTimeoutError, MigrationError
 
 from ..project import Rev, make_project
+from ..sent_sql import record_sql
 from .test_differential import PER_MIGRATION_ENV
 from .test_run import tables_and_versions
 
@@ -36,14 +36,7 @@ REVISIONS = [Rev("a1", None, create("t1")), Rev("b2", "a1", create("t2")), Rev("
 async def test_each_migration_is_one_batch_with_its_begin_and_commit(
     tmp_path: Path, pg_db: URL, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    sent: list[str] = []
-    execute = asyncpg.Connection.execute
-
-    async def recording(self: asyncpg.Connection, query: str, *args: object, **kw: object) -> str:
-        sent.append(query)
-        return await execute(self, query, *args, **kw)  # type: ignore[no-any-return]
-
-    monkeypatch.setattr(asyncpg.Connection, "execute", recording)
+    sent = record_sql(monkeypatch)
     config = make_project(tmp_path, REVISIONS, url=pg_db, env_py=PER_MIGRATION_ENV)
     await command.upgrade(config, "head")
     assert await tables_and_versions(pg_db) == ({"t1", "t2", "t3"}, {"c3"})
@@ -99,14 +92,7 @@ async def _lock_is_free(url: URL) -> bool:
 async def test_the_runs_commit_gives_the_lock_back_in_the_same_round_trip(
     tmp_path: Path, pg_db: URL, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    sent: list[str] = []
-    execute = asyncpg.Connection.execute
-
-    async def recording(self: asyncpg.Connection, query: str, *args: object, **kw: object) -> str:
-        sent.append(query)
-        return await execute(self, query, *args, **kw)  # type: ignore[no-any-return]
-
-    monkeypatch.setattr(asyncpg.Connection, "execute", recording)
+    sent = record_sql(monkeypatch)
     config = make_project(tmp_path, REVISIONS, url=pg_db)
     await command.upgrade(config, "head")
     run = list(sent)
