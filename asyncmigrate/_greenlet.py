@@ -16,18 +16,23 @@ from typing import Any, TypeVar
 import anyio
 from sqlalchemy.util import await_only, greenlet_spawn
 
-try:  # SQLAlchemy >= 2.0.?: public helper
+try:  # SQLAlchemy >= 2.0.36 (or so): a public helper
     from sqlalchemy.util.concurrency import in_greenlet as _in_greenlet
-except ImportError:  # pragma: no cover - older SQLAlchemy 2.0
+except ImportError:  # pragma: no cover - older SQLAlchemy 2.0: its greenlet class says it
     def _in_greenlet() -> bool:
+        from greenlet import getcurrent
+
+        current = getcurrent()
+        if getattr(current, "__sqlalchemy_greenlet_provider__", False):
+            return True
         try:
-            from greenlet import getcurrent
+            from sqlalchemy.util._concurrency_py3k import _AsyncIoGreenlet  # type: ignore[import-not-found]
         except ImportError:
             return False
-        return bool(getattr(getcurrent(), "__sqlalchemy_greenlet_provider__", False))
+        return isinstance(current, _AsyncIoGreenlet)
 
 
-__all__ = ["await_in_loop", "in_loop_greenlet", "run_sync_in_loop", "sleep", "to_thread"]
+__all__ = ["await_in_loop", "in_loop_greenlet", "run_shielded", "run_sync_in_loop", "sleep", "to_thread"]
 
 T = TypeVar("T")
 
@@ -60,3 +65,24 @@ def to_thread(fn: Callable[[], T]) -> T:
     if in_loop_greenlet():
         return await_in_loop(anyio.to_thread.run_sync(fn))
     return fn()
+
+
+def run_shielded(fn: Callable[[], None], timeout: float) -> bool:
+    """Run sync ``fn`` protected from cancellation, for at most ``timeout`` seconds.
+
+    For clean-up while the task is being cancelled (a rollback, giving a
+    lock back): every database call ``fn`` makes still reaches the server.
+    Returns True when ``fn`` completed, False when time ran out; ``fn``'s
+    own errors propagate.
+    """
+    if not in_loop_greenlet():
+        fn()
+        return True
+
+    async def shielded() -> bool:
+        with anyio.move_on_after(timeout, shield=True) as scope:
+            await greenlet_spawn(fn)
+        return not scope.cancelled_caught
+
+    done: bool = await_only(shielded())
+    return done

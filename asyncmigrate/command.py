@@ -35,6 +35,8 @@ from .exceptions import (
     ConfigError,
     ConnectionFailedError,
     DatabaseError,
+    DriftError,
+    LintError,
     NotAtHeadError,
 )
 from .results import AppliedStep, CurrentState, MigrationResult, TemplateInfo
@@ -42,12 +44,14 @@ from .revision.plan import MigrationStep, downgrade_plan, stamp_plan, upgrade_pl
 from .revision.revision import Revision, as_tuple
 from .script import Script, ScriptDirectory
 from .script.writer import render_template
-from .urls import mask_password, mask_passwords_in
+from .urls import mask_password, mask_passwords_in, to_async_url
 
 if TYPE_CHECKING:
     from sqlalchemy.engine.url import URL
     from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+    from .audit import AppliedRecord, ValidationReport
+    from .lint import LintReport
     from .runtime.environment import EnvironmentContext
     from .runtime.migration import MigrationContext
 
@@ -64,12 +68,15 @@ __all__ = [
     "heads",
     "history",
     "init",
+    "lint",
     "list_templates",
+    "log",
     "merge",
     "revision",
     "show",
     "stamp",
     "upgrade",
+    "validate",
 ]
 
 
@@ -85,6 +92,15 @@ async def _script_directory(config: Config) -> ScriptDirectory:
         return script
 
     return await anyio.to_thread.run_sync(load)
+
+
+def _step_options(config: Config) -> dict[str, Any]:
+    """The ``step_*`` lock and statement timeout options set in the config (checked here, up front)."""
+    from .runtime.timeouts import OPTION_NAMES, StepTimeouts
+
+    found = {name: value for name in OPTION_NAMES if (value := config.get_alembic_option(name)) is not None}
+    StepTimeouts.from_options(found)
+    return found
 
 
 def _lock_options(config: Config, lock: bool | None, lock_timeout: float | None) -> dict[str, Any]:
@@ -160,11 +176,37 @@ def _translate(exc: BaseException, env: EnvironmentContext) -> AsyncMigrateError
         return ConfigError(f"Invalid database URL or engine option: {mask_passwords_in(_line(exc))}")
     if isinstance(exc, DBAPIError):
         detail = mask_passwords_in(_line(exc.orig if exc.orig is not None else exc))
+        sqlite = _sqlite_error(detail, env)
+        if sqlite is not None:
+            return sqlite
         if exc.statement is None or exc.connection_invalidated:
             return ConnectionFailedError(f"Cannot connect to {where}: {detail}")
         return DatabaseError(f"Database error on {where}: {detail}")
     if isinstance(exc, (OSError, socket.gaierror, TimeoutError)):
         return ConnectionFailedError(f"Cannot connect to {where}: {mask_passwords_in(_line(exc))}")
+    return None
+
+
+def _sqlite_error(detail: str, env: EnvironmentContext) -> AsyncMigrateError | None:
+    """Say which SQLite file is locked or cannot be opened, and what to do about it."""
+    path = None
+    for ctx in env.migration_contexts:
+        if ctx.connection is not None and ctx.dialect.name == "sqlite":
+            path = ctx.connection.engine.url.database
+    if path is None and env.url:
+        url = to_async_url(env.url)
+        path = url.database if url.get_backend_name() == "sqlite" else None
+    if path is None:
+        return None
+    if "database is locked" in detail:
+        return DatabaseError(
+            f"The SQLite database {path} is locked: another process holds a write transaction "
+            "on it; let it finish (or stop it) and run again"
+        )
+    if "unable to open database file" in detail:
+        return ConnectionFailedError(
+            f"Cannot open the SQLite database {path}: its directory does not exist or is not writable"
+        )
     return None
 
 
@@ -255,19 +297,32 @@ async def _migrate(
     **opts: Any,
 ) -> MigrationResult:
     """Run ``plan`` as ``upgrade``/``downgrade``/``stamp`` do (or render it with ``sql``)."""
+    from . import telemetry
+
     buffer = io.StringIO() if sql else None
-    env = await _run(
-        config,
-        script,
-        plan,
-        as_sql=sql,
-        **opts,
-        **({"output_buffer": buffer} if buffer is not None else {}),
-        **_lock_options(config, lock, lock_timeout),
-        **target,
-        **env_opts,
-    )
-    return _migration_result(env, started, buffer)
+    name = opts.pop("command_name")
+    destination = opts.get("destination_rev")
+    with telemetry.command_span(
+        name, tenant=env_opts.get("tenant"), sql=sql,
+        target=destination if isinstance(destination, str) else list(destination or ()),
+    ) as span:
+        opts["on_step"] = span.on_step(opts.get("on_step"))
+        env = await _run(
+            config,
+            script,
+            plan,
+            as_sql=sql,
+            **opts,
+            **({"output_buffer": buffer} if buffer is not None else {}),
+            **_lock_options(config, lock, lock_timeout),
+            **{k: v for k, v in _step_options(config).items() if k not in env_opts},
+            **target,
+            **env_opts,
+        )
+        result = _migration_result(env, started, buffer)
+        span.set_url(result.url)
+        span.set(from_heads=result.from_heads, to_heads=result.to_heads, steps=len(result.steps))
+        return result
 
 
 # -- environment set-up -------------------------------------------------------------------
@@ -381,7 +436,10 @@ async def revision(
     :class:`~asyncmigrate.tenants.Tenant`.
     """
     script = await _script_directory(config)
-    if autogenerate or process_revision_directives is not None:
+    environment = bool(config.get_alembic_boolean_option("revision_environment"))
+    # env.py runs (and its process_revision_directives hook with it) for autogenerate,
+    # for a hook passed here, and for every revision under revision_environment.
+    if autogenerate or process_revision_directives is not None or environment:
         api = _autogenerate_api()
         if api is None:
             raise CommandError("autogenerate is not available in this build of asyncmigrate")
@@ -409,9 +467,6 @@ async def revision(
             "Using --sql with the revision command when revision_environment is not "
             "configured does not make any sense"
         )
-    if config.get_alembic_boolean_option("revision_environment"):
-        await _run(config, script, lambda heads, ctx: [], dont_mutate=True)
-
     return await _write_empty_revision(
         script,
         config,
@@ -450,11 +505,15 @@ async def merge(
     message: str | None = None,
     branch_label: str | Sequence[str] | None = None,
     rev_id: str | None = None,
+    splice: bool = False,
 ) -> Script:
-    """Create a revision that merges ``revisions`` (e.g. ``heads``) into one."""
+    """Create a revision that merges ``revisions`` (e.g. ``heads``) into one.
+
+    ``splice`` allows merging revisions that are not heads, as for ``revision``.
+    """
     script = await _script_directory(config)
     return await _write_empty_revision(
-        script, config, rev_id, message, head=revisions, branch_labels=branch_label
+        script, config, rev_id, message, head=revisions, branch_labels=branch_label, splice=splice
     )
 
 
@@ -592,8 +651,10 @@ async def check(
 ) -> CurrentState:
     """Fail with :class:`NotAtHeadError` unless the database is at the head revision(s).
 
-    When env.py sets ``target_metadata``, the models are also compared with
-    the database (autogenerate) and any difference fails the check.
+    The models in env.py's ``target_metadata`` are also compared with the
+    database (autogenerate) and any difference fails the check; as with
+    Alembic, an env.py without ``target_metadata`` fails it with
+    :class:`~asyncmigrate.exceptions.NoTargetMetadataError`.
     """
     state = await current(
         config, check_heads=True, url=url, engine=engine, connection=connection, script=script,
@@ -635,6 +696,8 @@ async def upgrade(
     lock: bool | None = None,
     lock_timeout: float | None = None,
     script: ScriptDirectory | None = None,
+    lint: bool = False,
+    validate: bool = False,
     **env_opts: Any,
 ) -> MigrationResult:
     """Upgrade to ``revision`` (``head``, ``heads``, ``+2``, ``label@head``, an id...).
@@ -644,6 +707,13 @@ async def upgrade(
     :param tag: a free-form tag env.py can read (``context.get_tag_argument()``).
     :param lock: hold the cross-process migration lock (default: config ``lock``, else on).
     :param lock_timeout: seconds to wait for the lock (default: config, else 300).
+    :param lint: first check the revisions the upgrade would run
+        (:func:`asyncmigrate.lint.lint`) and run nothing when it finds errors.
+    :param validate: first check the applied revisions against their files
+        (:func:`validate`) and run nothing when any drifted.
+    :raises LintError: with ``lint``, when the check found errors (its
+        ``report`` has them all).
+    :raises DriftError: with ``validate``, when applied revisions drifted.
     """
     started = time.perf_counter()
     target = _target_options(url, engine, connection)
@@ -655,6 +725,10 @@ async def upgrade(
                 raise CommandError("Range revision not allowed")
             starting_rev, revision = revision.split(":", 2)
         destination = revision
+        if lint and not sql:
+            await _refuse_lint_errors(config, script, destination, url, engine, connection)
+        if validate and not sql:
+            await _refuse_drift(config, script, url, engine, connection, env_opts)
 
         def plan(heads: tuple[str, ...], ctx: MigrationContext) -> list[MigrationStep]:
             if _already_at(script, heads, destination):
@@ -665,7 +739,59 @@ async def upgrade(
             config, script, plan, sql, started,
             lock=lock, lock_timeout=lock_timeout, target=target, env_opts=env_opts,
             starting_rev=starting_rev, destination_rev=destination, tag=tag, on_step=on_step,
+            command_name="upgrade",
         )
+
+
+async def _refuse_lint_errors(
+    config: Config,
+    script: ScriptDirectory,
+    destination: str,
+    url: str | URL | None,
+    engine: AsyncEngine | None,
+    connection: AsyncConnection | None,
+) -> None:
+    """Lint what ``upgrade destination`` would run; raise :class:`LintError` on errors."""
+    report = await lint(config, target=destination, url=url, engine=engine, connection=connection,
+                        script=script)
+    if not report.ok:
+        first = report.errors[0]
+        where = f"{os.path.basename(first.path)}:{first.line}" if first.path else first.revision
+        raise LintError(
+            f"Refusing to upgrade: lint found {len(report.errors)} error(s); first: "
+            f"{first.rule_id} {first.message} ({where})",
+            report=report,
+        )
+
+
+async def _refuse_drift(
+    config: Config,
+    script: ScriptDirectory,
+    url: str | URL | None,
+    engine: AsyncEngine | None,
+    connection: AsyncConnection | None,
+    env_opts: dict[str, Any],
+) -> None:
+    """Validate the database; raise :class:`DriftError` when applied revisions drifted."""
+    report = await validate(config, url=url, engine=engine, connection=connection, script=script,
+                            **env_opts)
+    if not report.ok:
+        raise DriftError(
+            f"Refusing to upgrade: {len(report.drift)} applied revision(s) drifted from their "
+            f"files; first: {report.drift[0].message} (review, then 'asyncmigrate validate --repair')",
+            report=report,
+        )
+
+
+async def lint(config: Config, revisions: str | Sequence[str] | None = None, **kwargs: Any) -> LintReport:
+    """Check revisions for changes that lock or break a live database (``asyncmigrate lint``).
+
+    The pending revisions by default; see :func:`asyncmigrate.lint.lint`
+    for the arguments and the report.
+    """
+    from .lint import lint as run_lint
+
+    return await run_lint(config, revisions, **kwargs)
 
 
 _RELATIVE_TARGET = re.compile(r"(?:(.+?)@)?(\w+)?((?:\+|-)\d+)")
@@ -722,6 +848,7 @@ async def downgrade(
             config, script, plan, sql, started,
             lock=lock, lock_timeout=lock_timeout, target=target, env_opts=env_opts,
             starting_rev=starting_rev, destination_rev=destination, tag=tag, on_step=on_step,
+            command_name="downgrade",
         )
 
 
@@ -770,7 +897,7 @@ async def stamp(
             config, script, plan, sql, started,
             lock=lock, lock_timeout=lock_timeout, target=target, env_opts=env_opts,
             starting_rev=starting_rev, destination_rev=tuple(destinations), tag=tag,
-            purge=purge, on_step=on_step,
+            purge=purge, on_step=on_step, command_name="stamp",
         )
 
 
@@ -788,11 +915,9 @@ async def ensure_version(
 
     def create(heads: tuple[str, ...], ctx: MigrationContext) -> list[MigrationStep]:
         if sql:
-            from sqlalchemy.schema import CreateTable
-
-            ctx.impl._exec(CreateTable(ctx._version))
+            ctx.impl._exec(ctx.version.create_construct())
         else:
-            ctx._ensure_version_table()
+            ctx.ensure_version_table()
         return []
 
     buffer = io.StringIO() if sql else None
@@ -805,6 +930,95 @@ async def ensure_version(
         **_target_options(url, engine, connection),
     )
     return _migration_result(env, started, buffer)
+
+
+# -- the applied record ------------------------------------------------------------------------
+
+
+async def log(
+    config: Config,
+    *,
+    url: str | URL | None = None,
+    engine: AsyncEngine | None = None,
+    connection: AsyncConnection | None = None,
+    script: ScriptDirectory | None = None,
+    **env_opts: Any,
+) -> AppliedRecord:
+    """Read the database's applied record: its history table, and what came before it.
+
+    The table is the configured ``history_table`` (default
+    ``asyncmigrate_history``); a database without one has an empty record,
+    every applied revision "before the record".
+    """
+    from .audit import applied_record
+    from .runtime.history import read_history
+
+    target = _target_options(url, engine, connection)
+    async with _connecting_early(config, False, target, env_opts):
+        script = script or await _script_directory(config)
+        found: dict[str, Any] = {}
+
+        def read(heads: tuple[str, ...], ctx: MigrationContext) -> list[MigrationStep]:
+            found["heads"] = heads
+            found["table"], found["rows"] = read_history(ctx)
+            return []
+
+        env = await _run(config, script, read, dont_mutate=True, **target, **env_opts)
+        return applied_record(
+            script.graph, found.get("heads", ()), found.get("rows"),
+            table=found["table"].name if "table" in found else "", url=_describe_target(env),
+        )
+
+
+async def validate(
+    config: Config,
+    repair: bool = False,
+    *,
+    url: str | URL | None = None,
+    engine: AsyncEngine | None = None,
+    connection: AsyncConnection | None = None,
+    script: ScriptDirectory | None = None,
+    **env_opts: Any,
+) -> ValidationReport:
+    """Compare the database's applied record with the revision files.
+
+    Reports applied revisions whose file changed since (checksum
+    mismatch), applied revisions whose file is missing, and version rows
+    naming no known revision (see :mod:`asyncmigrate.audit`).
+
+    :param repair: record the current checksums of changed files (after
+        a reviewed edit); the report then lists what a repair cannot fix.
+    """
+    from .audit import ValidationReport, applied_record, find_drift
+    from .runtime.history import read_history, record_repairs, revision_checksum
+
+    target = _target_options(url, engine, connection)
+    async with _connecting_early(config, False, target, env_opts):
+        script = script or await _script_directory(config)
+        graph = script.graph
+        checksums = await anyio.to_thread.run_sync(
+            lambda: {rev.revision: revision_checksum(script, rev.revision) for rev in graph}
+        )
+        found: dict[str, Any] = {}
+
+        def check(heads: tuple[str, ...], ctx: MigrationContext) -> list[MigrationStep]:
+            table, rows = read_history(ctx)
+            drift = find_drift(graph, heads, rows or [], checksums)
+            fixed = {d.revision: d.current for d in drift if d.kind == "changed" and d.current}
+            if repair and fixed:
+                record_repairs(ctx, fixed)
+                table, rows = read_history(ctx)
+                drift = find_drift(graph, heads, rows or [], checksums)
+            found.update(heads=heads, table=table, rows=rows, drift=drift,
+                         repaired=tuple(fixed) if repair else ())
+            return []
+
+        env = await _run(config, script, check, dont_mutate=not repair, **target, **env_opts)
+        record = applied_record(
+            graph, found.get("heads", ()), found.get("rows"),
+            table=found["table"].name if "table" in found else "", url=_describe_target(env),
+        )
+        return ValidationReport(record, tuple(found.get("drift", ())), found.get("repaired", ()))
 
 
 async def edit(config: Config, rev: str) -> list[Path]:

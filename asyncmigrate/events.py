@@ -11,9 +11,16 @@ __all__ = ["StepEvent", "StepEventHandler"]
 
 @dataclass(frozen=True)
 class StepEvent:
-    """One migration step starting, finishing or failing on one database."""
+    """One migration step on one database: started, finished, committed -- or retrying, failed, rolled back.
 
-    kind: Literal["started", "finished", "failed"]
+    A step is *finished* when the database ran it and *committed* when the
+    transaction holding it committed; only a committed step is applied. A
+    step that timed out waiting for a lock reports *retrying* before it is
+    tried again (see ``step_retries``); a step of a transaction that rolled
+    back reports *rolled_back*.
+    """
+
+    kind: Literal["started", "finished", "committed", "retrying", "failed", "rolled_back"]
     """Where the step is."""
     direction: Literal["upgrade", "downgrade"]
     """Which way the step moves."""
@@ -29,6 +36,8 @@ class StepEvent:
     """The one-line error of a failed step."""
     target: str | None = None
     """The database (masked URL) or tenant the step ran on, when known."""
+    attempt: int = 1
+    """The attempt this event belongs to (a retrying event: the attempt that timed out)."""
 
 
 #: A callable that receives every :class:`StepEvent`.

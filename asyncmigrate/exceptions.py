@@ -5,12 +5,16 @@ The tree::
     AsyncMigrateError
     ├── ConfigError (ValueError)            bad or missing configuration, bad URL
     ├── CommandError                        a command used in a way that cannot work
-    │   └── NotAtHeadError                  `check` / `current --check-heads` found work left
+    │   ├── NotAtHeadError                  `check` / `current --check-heads` found work left
+    │   ├── LintError                       `upgrade --lint` refused: the lint found errors
+    │   ├── DriftError                      `upgrade --validate` refused: applied revisions drifted
+    │   └── NoTargetMetadataError           autogenerate / `check` without env.py's target_metadata
     ├── RevisionError                       the revision graph or a target in it
     │   ├── InvalidRevisionIdError (ValueError)
-    │   ├── UnknownRevisionError (LookupError)
-    │   │   └── UnknownBranchError
-    │   ├── AmbiguousRevisionError (LookupError)
+    │   ├── ResolutionError (LookupError)      an identifier that names no one revision
+    │   │   ├── UnknownRevisionError
+    │   │   │   └── UnknownBranchError
+    │   │   └── AmbiguousRevisionError
     │   ├── MultipleHeadsError
     │   ├── DuplicateRevisionError
     │   ├── DuplicateBranchLabelError
@@ -37,6 +41,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from .masking import mask_secrets
+
 __all__ = [
     "AmbiguousRevisionError",
     "AmbiguousWalkError",
@@ -47,17 +53,21 @@ __all__ = [
     "CycleError",
     "DatabaseError",
     "DependencyCycleError",
+    "DriftError",
     "DuplicateBranchLabelError",
     "DuplicateRevisionError",
     "InvalidRevisionIdError",
+    "LintError",
     "LockTimeoutError",
     "MigrationError",
     "MissingDownRevisionError",
     "MultipleHeadsError",
     "NoMigrationContextError",
+    "NoTargetMetadataError",
     "NotAtHeadError",
     "RangeNotAncestorError",
     "RelativeRevisionError",
+    "ResolutionError",
     "RevisionError",
     "RevisionFileError",
     "ScriptError",
@@ -68,7 +78,17 @@ __all__ = [
 
 
 class AsyncMigrateError(Exception):
-    """Root of every error asyncmigrate raises on purpose."""
+    """Root of every error asyncmigrate raises on purpose.
+
+    Its ``str()`` and ``repr()`` hide passwords (:func:`asyncmigrate.masking.mask_secrets`),
+    whatever the message was built from: a URL, a driver's message, SQL.
+    """
+
+    def __str__(self) -> str:
+        return mask_secrets(super().__str__())
+
+    def __repr__(self) -> str:
+        return mask_secrets(super().__repr__())
 
 
 class ConfigError(AsyncMigrateError, ValueError):
@@ -82,6 +102,34 @@ class CommandError(AsyncMigrateError):
 class NotAtHeadError(CommandError):
     """The database is not at the head revision(s), or models and database differ."""
 
+
+class LintError(CommandError):
+    """Revisions failed the lint, so the upgrade that asked for it ran nothing.
+
+    :attr:`report` is the :class:`~asyncmigrate.lint.LintReport`.
+    """
+
+    def __init__(self, message: str, *, report: object = None) -> None:
+        self.report = report
+        super().__init__(message)
+
+
+class DriftError(CommandError):
+    """Applied revisions differ from their files (``upgrade --validate`` refused to run).
+
+    :attr:`report` is the :class:`~asyncmigrate.audit.ValidationReport`.
+    """
+
+    def __init__(self, message: str, *, report: object = None) -> None:
+        self.report = report
+        super().__init__(message)
+
+
+class NoTargetMetadataError(CommandError):
+    """Autogenerate (``revision --autogenerate``, ``check``) found no models to compare with.
+
+    env.py passes none to ``context.configure(target_metadata=...)``.
+    """
 
 # -- revision graph -----------------------------------------------------------------
 
@@ -102,7 +150,18 @@ class InvalidRevisionIdError(RevisionError, ValueError):
         )
 
 
-class UnknownRevisionError(RevisionError, LookupError):
+class ResolutionError(RevisionError, LookupError):
+    """An identifier does not resolve to one revision (Alembic's name, kept for ``except``)."""
+
+    identifier: str
+
+    @property
+    def argument(self) -> str:
+        """The identifier that did not resolve (Alembic's attribute name)."""
+        return self.identifier
+
+
+class UnknownRevisionError(ResolutionError):
     """No revision (or branch label) matches an identifier."""
 
     def __init__(self, identifier: str, message: str | None = None) -> None:
@@ -118,7 +177,7 @@ class UnknownBranchError(UnknownRevisionError):
         self.label = label
 
 
-class AmbiguousRevisionError(RevisionError, LookupError):
+class AmbiguousRevisionError(ResolutionError):
     """A partial identifier matches more than one revision."""
 
     def __init__(self, identifier: str, candidates: Sequence[str]) -> None:
@@ -239,7 +298,12 @@ class RevisionFileError(ScriptError):
 
 
 class MigrationError(AsyncMigrateError):
-    """A migration step failed; the database was left at the last completed revision."""
+    """A migration step failed; the database was left at the last committed revision.
+
+    :attr:`revision` and :attr:`direction` name the failing step;
+    :attr:`database_at` is where the database stands after the rollback
+    (the revisions of its last commit), once known.
+    """
 
     def __init__(
         self,
@@ -250,7 +314,16 @@ class MigrationError(AsyncMigrateError):
     ) -> None:
         self.revision = revision
         self.direction = direction
+        self.database_at: tuple[str, ...] | None = None
         super().__init__(message)
+
+    def note_database_at(self, heads: Sequence[str]) -> None:
+        """Record (and add to the message) where the database stands after the rollback."""
+        if self.database_at is not None:
+            return
+        self.database_at = tuple(heads)
+        where = ", ".join(self.database_at) or "<base>"
+        self.args = (f"{self.args[0]}; rolled back, the database is still at {where}", *self.args[1:])
 
 
 class VersionTableError(MigrationError):

@@ -31,37 +31,55 @@ Fixtures (override any of them in a ``conftest.py``):
     (session) the :class:`~asyncmigrate.integrations.testing.DatabaseFactory`
     behind them.
 
+``asyncmigrate_options``
+    the :class:`~asyncmigrate.integrations.testing.MigrationTestOptions`
+    (data at revisions, downgrade policy, set-up hook...) every check and
+    runner uses; from the ini options by default, override it for Python values.
+
 Built-in checks: ``asyncmigrate_checks = all`` in the pytest ini (or
-``--asyncmigrate-checks=all``; or a list of ``single_head upgrade stairway
-downgrade_clean models``) adds one test item per check, marked ``asyncmigrate``.
+``--asyncmigrate-checks=all``; or a list of names) adds one test item per
+check, marked ``asyncmigrate``. With several configurations
+(``asyncmigrate_configs``), every check runs for each and every test using
+the fixtures runs once per configuration (or for the one named by
+``@pytest.mark.asyncmigrate_config(...)``).
 """
 
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 from anyio.from_thread import BlockingPortal, start_blocking_portal
+from sqlalchemy.engine import URL, Engine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from .config import Config
+from .exceptions import AsyncMigrateError
 from .integrations.testing import (
     CHECKS,
     CheckFailed,
     DatabaseFactory,
     MigrationRunner,
+    MigrationTestOptions,
     TemporaryDatabase,
     run_check,
 )
+from .integrations.testing.checks import MigrationCheckWarning
+from .integrations.testing.housekeeping import Sweep
+from .urls import mask_password, to_async_url
 
 __all__ = [
     "PluginSession",
     "asyncmigrate_config",
     "asyncmigrate_db",
     "asyncmigrate_factory",
+    "asyncmigrate_options",
     "asyncmigrate_runner",
     "asyncmigrate_target",
     "asyncmigrate_url",
@@ -81,7 +99,24 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="built-in checks to run: 'all', 'none' or names (" + ", ".join(CHECKS) + ")")
     group.addoption("--asyncmigrate-rebuild", dest="asyncmigrate_rebuild", action="store_true",
                     default=False, help="rebuild migrated templates even when cached")
+    group.addoption("--asyncmigrate-cleanup", dest="asyncmigrate_cleanup", action="store_true",
+                    default=False,
+                    help="drop test databases of ended sessions and every template no session uses")
     parser.addini("asyncmigrate_config", "path of the alembic.ini, relative to rootdir", default="")
+    parser.addini("asyncmigrate_configs", "several configurations: 'file.ini' or 'file.ini:section', "
+                  "one a line (checks and fixtures run for each)", type="linelist", default=[])
+    parser.addini("asyncmigrate_minimum_downgrade_revision",
+                  "checks never downgrade to this revision or below", default="")
+    parser.addini("asyncmigrate_skip_revisions", "revisions stamped instead of run", type="args",
+                  default=[])
+    parser.addini("asyncmigrate_not_implemented_downgrade",
+                  "a downgrade raising NotImplementedError: warn, fail or ignore", default="warn")
+    parser.addini("asyncmigrate_setup", "SQL run on each new test database before the history, "
+                  "one statement a line", type="linelist", default=[])
+    parser.addini("asyncmigrate_allowed_heads", "branch labels or revisions that may stay unmerged",
+                  type="args", default=[])
+    parser.addini("asyncmigrate_model_packages", "packages holding the models (all_models_register)",
+                  type="args", default=[])
     parser.addini("asyncmigrate_url", "server or SQLite URL for test databases", default="")
     parser.addini("asyncmigrate_target", "revision test databases are migrated to", default="heads")
     parser.addini("asyncmigrate_checks", "built-in checks: all, none, or names", default="")
@@ -91,8 +126,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """Register the marker of the built-in checks."""
+    """Register the plugin's markers."""
     config.addinivalue_line("markers", "asyncmigrate: asyncmigrate's built-in migration checks")
+    config.addinivalue_line(
+        "markers",
+        "asyncmigrate_config(name): run this test with one of asyncmigrate_configs ('file.ini:section')",
+    )
 
 
 def _option(config: pytest.Config, name: str) -> str:
@@ -151,6 +190,7 @@ def asyncmigrate_factory(
         prefetch=int(_option(config, "asyncmigrate_prefetch") or 1),
         drop_batch=int(_option(config, "asyncmigrate_drop_batch") or 16),
         rebuild=bool(config.getoption("asyncmigrate_rebuild", default=False)),
+        cleanup=bool(config.getoption("asyncmigrate_cleanup", default=False)),
     )
     with (
         start_blocking_portal("asyncio", name="asyncmigrate") as portal,
@@ -159,24 +199,70 @@ def asyncmigrate_factory(
         yield PluginSession(portal, running)
 
 
-@pytest.fixture
-def asyncmigrate_config(request: pytest.FixtureRequest) -> Config:
-    """Return the project's config (override this fixture to build it another way)."""
-    root = Path(request.config.rootpath)
-    configured = _option(request.config, "asyncmigrate_config")
+def _configs(config: pytest.Config) -> list[str]:
+    """Return the entries of ``asyncmigrate_configs`` ('file.ini' or 'file.ini:section')."""
+    return [str(entry).strip() for entry in config.getini("asyncmigrate_configs") or [] if str(entry).strip()]
+
+
+def _load_config(config: pytest.Config, entry: str | None) -> Config:
+    """Return the project's Config for ``entry`` ('file.ini[:section]'; None: the default)."""
+    root = Path(config.rootpath)
+    section = "alembic"
+    configured = entry if entry is not None else _option(config, "asyncmigrate_config")
+    if configured and ":" in configured:
+        configured, section = configured.rsplit(":", 1)
     ini = root / (configured or "alembic.ini")
     if configured and not ini.is_file():
-        raise pytest.UsageError(f"asyncmigrate_config: no such file {ini}")
+        raise pytest.UsageError(f"asyncmigrate: no such configuration file {ini}")
     toml = root / "pyproject.toml"
-    return Config(
+    loaded = Config(
         os.fspath(ini) if ini.is_file() else None,
         toml_file=os.fspath(toml) if toml.is_file() else None,
+        ini_section=section,
     )
+    if ini.is_file() and section != "alembic" and loaded.get_section(section) is None:
+        raise pytest.UsageError(f"asyncmigrate: {ini.name} has no section [{section}]")
+    return loaded
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Run tests that use the fixtures once per configuration when there are several."""
+    entries = _configs(metafunc.config)
+    if len(entries) < 2 or "asyncmigrate_config" not in metafunc.fixturenames:
+        return
+    if metafunc.definition.get_closest_marker("asyncmigrate_config") is not None:
+        return
+    metafunc.parametrize("asyncmigrate_config", entries, indirect=True, ids=entries)
 
 
 @pytest.fixture
-def asyncmigrate_url(request: pytest.FixtureRequest, asyncmigrate_config: Config) -> str:
-    """Return where test databases go (override or parametrize it to test on several backends)."""
+def asyncmigrate_config(request: pytest.FixtureRequest) -> Config:
+    """Return the project's config (override this fixture to build it another way).
+
+    With several ``asyncmigrate_configs``, the one this test runs for.
+    """
+    entry: str | None = getattr(request, "param", None)
+    marker = request.node.get_closest_marker("asyncmigrate_config")
+    if marker is not None and marker.args:
+        entry = str(marker.args[0])
+    elif entry is None and _configs(request.config):
+        entry = _configs(request.config)[0]
+    return _load_config(request.config, entry)
+
+
+def _as_url(value: str | URL | AsyncEngine | Engine) -> str | URL:
+    """Read a server URL from what an ``asyncmigrate_url`` override returns (an engine works)."""
+    if isinstance(value, (AsyncEngine, Engine)):
+        return value.url
+    return value
+
+
+@pytest.fixture
+def asyncmigrate_url(request: pytest.FixtureRequest, asyncmigrate_config: Config) -> str | URL:
+    """Return where test databases go (override it -- in a conftest.py or a test module -- or parametrize it).
+
+    An override may return a URL or an engine (its URL is used).
+    """
     explicit = _option(request.config, "asyncmigrate_url")
     if explicit:
         return explicit
@@ -191,6 +277,23 @@ def asyncmigrate_url(request: pytest.FixtureRequest, asyncmigrate_config: Config
 
 
 @pytest.fixture
+def asyncmigrate_options(request: pytest.FixtureRequest) -> MigrationTestOptions:
+    """Return the migration tests' options, from the ini (override it to pass Python values)."""
+    ini = request.config.getini
+    try:
+        return MigrationTestOptions(
+            minimum_downgrade_revision=str(ini("asyncmigrate_minimum_downgrade_revision")) or None,
+            skip_revisions=frozenset(ini("asyncmigrate_skip_revisions") or ()),
+            not_implemented_downgrade=str(ini("asyncmigrate_not_implemented_downgrade") or "warn"),  # type: ignore[arg-type]
+            setup=[str(s) for s in ini("asyncmigrate_setup")] or None,
+            allowed_heads=frozenset(ini("asyncmigrate_allowed_heads") or ()),
+            model_packages=tuple(ini("asyncmigrate_model_packages") or ()),
+        )
+    except AsyncMigrateError as exc:
+        raise pytest.UsageError(f"asyncmigrate: {exc}") from None
+
+
+@pytest.fixture
 def asyncmigrate_target(request: pytest.FixtureRequest) -> str:
     """Return the revision test databases are migrated to (default ``heads``)."""
     return str(request.config.getini("asyncmigrate_target") or "heads")
@@ -200,13 +303,15 @@ def asyncmigrate_target(request: pytest.FixtureRequest) -> str:
 def asyncmigrate_db(
     asyncmigrate_factory: PluginSession,
     asyncmigrate_config: Config,
-    asyncmigrate_url: str,
+    asyncmigrate_url: str | URL | AsyncEngine | Engine,
     asyncmigrate_target: str,
+    asyncmigrate_options: MigrationTestOptions,
 ) -> Iterator[TemporaryDatabase]:
     """Yield a fresh database at the target revision, for this test only."""
     session = asyncmigrate_factory
     template = session.call(
-        session.factory.template, asyncmigrate_config, asyncmigrate_url, asyncmigrate_target
+        session.factory.template, asyncmigrate_config, _as_url(asyncmigrate_url), asyncmigrate_target,
+        asyncmigrate_options,
     )
     database: TemporaryDatabase = session.call(session.factory.create, template, asyncmigrate_config)
     try:
@@ -219,14 +324,18 @@ def asyncmigrate_db(
 def asyncmigrate_runner(
     asyncmigrate_factory: PluginSession,
     asyncmigrate_config: Config,
-    asyncmigrate_url: str,
+    asyncmigrate_url: str | URL | AsyncEngine | Engine,
+    asyncmigrate_options: MigrationTestOptions,
 ) -> Iterator[MigrationRunner]:
-    """Yield a runner on a new, empty database, to migrate it step by step."""
+    """Yield a runner on a new database (empty, or set up), to migrate it step by step."""
     session = asyncmigrate_factory
-    template = session.call(session.factory.template, asyncmigrate_config, asyncmigrate_url, None)
+    template = session.call(
+        session.factory.template, asyncmigrate_config, _as_url(asyncmigrate_url), None,
+        asyncmigrate_options,
+    )
     database: TemporaryDatabase = session.call(session.factory.create, template, asyncmigrate_config)
     try:
-        yield MigrationRunner(database)
+        yield MigrationRunner(database, asyncmigrate_options)
     finally:
         session.call(session.factory.discard, database)
 
@@ -261,19 +370,25 @@ def _check_function(name: str) -> Callable[..., None]:
     def check(
         asyncmigrate_factory: PluginSession,
         asyncmigrate_config: Config,
-        asyncmigrate_url: str,
+        asyncmigrate_url: str | URL | AsyncEngine | Engine,
         asyncmigrate_target: str,
+        asyncmigrate_options: MigrationTestOptions,
     ) -> None:
         session = asyncmigrate_factory
+        failure = None
         try:
-            reason = session.call(
-                run_check, name, session.factory, asyncmigrate_config, asyncmigrate_url,
-                asyncmigrate_target,
+            outcome = session.call(
+                run_check, name, session.factory, asyncmigrate_config, _as_url(asyncmigrate_url),
+                asyncmigrate_target, asyncmigrate_options,
             )
         except CheckFailed as exc:
-            pytest.fail(str(exc), pytrace=False)
-        if reason:
-            pytest.skip(reason)
+            failure = str(exc)
+        if failure is not None:  # outside the except block: the report shows the message alone
+            pytest.fail(failure, pytrace=False)
+        for message in outcome.warnings:
+            warnings.warn(MigrationCheckWarning(message), stacklevel=1)
+        if outcome.skipped:
+            pytest.skip(outcome.skipped)
 
     check.__name__ = check.__qualname__ = name
     check.__doc__ = f"asyncmigrate's built-in {name} check."
@@ -307,7 +422,64 @@ def pytest_collection_modifyitems(
         return  # the user picked individual tests
     parent = _checks_parent(session, items)
     collector = ChecksCollector.from_parent(parent, name="asyncmigrate")
+    entries = _configs(config)
     for name in names:
-        item = pytest.Function.from_parent(collector, name=name, callobj=_check_function(name))
-        item.add_marker(pytest.mark.asyncmigrate)
-        items.append(item)
+        for entry in entries if len(entries) > 1 else [None]:
+            label = name if entry is None else f"{name}[{entry}]"
+            item = pytest.Function.from_parent(collector, name=label, callobj=_check_function(name))
+            item.add_marker(pytest.mark.asyncmigrate)
+            if entry is not None:
+                item.add_marker(pytest.mark.asyncmigrate_config(entry))
+            items.append(item)
+
+
+# -- housekeeping ----------------------------------------------------------------------------------
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """With ``--asyncmigrate-cleanup``, drop what ended sessions left before any test runs."""
+    config = session.config
+    if not config.getoption("asyncmigrate_cleanup", default=False) or hasattr(config, "workerinput"):
+        return
+    targets: list[tuple[str | URL, Config]] = []
+    explicit = _option(config, "asyncmigrate_url")
+    entries: list[str | None] = [*_configs(config)] or [None]
+    for entry in entries:
+        loaded = _load_config(config, entry)
+        url = explicit or loaded.database_url
+        if url:
+            targets.append((url, loaded))
+    cache = getattr(config, "cache", None)
+    if cache is None:
+        return  # no cache: no templates of earlier sessions to find either
+    cache_dir = Path(cache.mkdir("asyncmigrate"))
+    swept: list[tuple[str, Sweep]] = []
+    for target_url, loaded in targets:
+        async_url = to_async_url(target_url)
+        try:
+            swept.append((mask_password(async_url), anyio.run(_cleanup, async_url, loaded, cache_dir)))
+        except Exception as exc:
+            where = mask_password(async_url)
+            raise pytest.UsageError(f"asyncmigrate: cleanup of {where} failed: {exc}") from None
+    config.stash[_SWEPT] = swept
+
+
+_SWEPT = pytest.StashKey[list[tuple[str, Sweep]]]()
+
+
+async def _cleanup(url: URL, config: Config, cache_dir: Path) -> Sweep:
+    factory = DatabaseFactory(cache_dir, cache_dir, cleanup=True)
+    try:
+        return await factory.sweep(url, config)
+    finally:
+        await factory.aclose()
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    """Report what ``--asyncmigrate-cleanup`` dropped and what it left to live sessions."""
+    for where, sweep in config.stash.get(_SWEPT, []):
+        terminalreporter.write_line(
+            f"asyncmigrate cleanup on {where}: dropped {len(sweep.dropped)} database(s)"
+            + (f" ({', '.join(sorted(sweep.dropped))})" if sweep.dropped else "")
+            + f"; {len(sweep.in_use)} in use by live sessions left alone"
+        )

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import re
+import importlib.util
 from typing import TYPE_CHECKING
 
 from .exceptions import ConfigError
+from .masking import mask_secrets, mask_url
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import URL
@@ -13,7 +14,7 @@ if TYPE_CHECKING:
 # SQLAlchemy is imported inside the functions: reading a revision history (heads,
 # history) never needs it, and the command line starts faster without it.
 
-__all__ = ["mask_password", "mask_passwords_in", "parse_url", "to_async_url"]
+__all__ = ["mask_password", "mask_passwords_in", "missing_sqlite_file", "parse_url", "to_async_url"]
 
 # Driver names that only work synchronously, per backend, and the async driver to use.
 _ASYNC_DRIVERS = {
@@ -23,6 +24,8 @@ _ASYNC_DRIVERS = {
     "mariadb": ("asyncmy", {"", "pymysql", "mysqldb", "mysqlconnector", "mariadbconnector"}),
 }
 _BACKEND_ALIASES = {"postgres": "postgresql", "pgsql": "postgresql"}
+# Async drivers that are not installed with asyncmigrate, and the extra that brings each.
+_OPTIONAL_DRIVERS = {"asyncmy": "mysql"}
 # libpq's sslmode values and what asyncpg's ``ssl`` argument calls them.
 _SSLMODES = {"disable", "allow", "prefer", "require", "verify-ca", "verify-full"}
 
@@ -51,6 +54,9 @@ def to_async_url(url: str | URL) -> URL:
     ``ssl``; ``sqlite://`` becomes ``sqlite+aiosqlite://``; ``mysql://`` and
     ``mariadb://`` become ``+asyncmy``. Async drivers and unknown backends are
     returned unchanged.
+
+    :raises ConfigError: when the URL needs asyncmy and it is not installed
+        (the message names ``asyncmigrate[mysql]``).
     """
     parsed = parse_url(url)
     backend, _, driver = parsed.drivername.partition("+")
@@ -60,7 +66,9 @@ def to_async_url(url: str | URL) -> URL:
         return parsed
     async_driver, sync_drivers = entry
     if driver not in sync_drivers:
+        _require_driver(driver, parsed)
         return parsed.set(drivername=f"{backend}+{driver}" if driver else backend)
+    _require_driver(async_driver, parsed)
     parsed = parsed.set(drivername=f"{backend}+{async_driver}")
     if async_driver == "asyncpg" and "sslmode" in parsed.query:
         mode = parsed.query["sslmode"]
@@ -71,17 +79,54 @@ def to_async_url(url: str | URL) -> URL:
     return parsed
 
 
-def mask_password(url: str | URL) -> str:
-    """Render ``url`` with its password replaced by ``***``."""
+def _require_driver(driver: str, url: URL) -> None:
+    """Fail with the install command when an optional async driver ``url`` needs is missing."""
+    extra = _OPTIONAL_DRIVERS.get(driver)
+    if extra is None:
+        return
     try:
-        return parse_url(url).render_as_string(hide_password=True)
+        installed = importlib.util.find_spec(driver) is not None
+    except ImportError:
+        installed = False
+    if not installed:
+        raise ConfigError(
+            f"The database URL {mask_password(url)!r} needs the {driver} driver, which is not "
+            f"installed: pip install 'asyncmigrate[{extra}]'"
+        )
+
+
+def mask_password(url: str | URL) -> str:
+    """Render ``url`` with its password (also one in the query string) replaced by ``***``.
+
+    The masking itself is :func:`asyncmigrate.masking.mask_secrets`, the one
+    function every output path uses.
+    """
+    try:
+        return mask_url(parse_url(url))
     except ConfigError:
-        return mask_passwords_in(str(url))
-
-
-_CREDENTIALS = re.compile(r"(?P<scheme>[a-zA-Z][\w+.-]*://)(?P<user>[^:/@\s]*):(?P<pw>[^@\s]*)@")
+        return mask_secrets(str(url))
 
 
 def mask_passwords_in(text: str) -> str:
-    """Replace the password of every URL found in free ``text`` with ``***``."""
-    return _CREDENTIALS.sub(lambda m: f"{m['scheme']}{m['user']}:***@", text)
+    """Replace every password found in free ``text`` with ``***`` (see :func:`.masking.mask_secrets`)."""
+    return mask_secrets(text)
+
+
+def missing_sqlite_file(url: str | URL) -> str | None:
+    """Return the file path of a SQLite ``url`` whose database file does not exist (else None).
+
+    In-memory databases and ``file:`` URIs are never "missing". Read-only
+    commands check this instead of letting the driver create an empty file.
+    """
+    from pathlib import Path
+
+    try:
+        parsed = parse_url(url)
+    except ConfigError:
+        return None
+    if parsed.get_backend_name() != "sqlite":
+        return None
+    database = parsed.database or ""
+    if not database or database == ":memory:" or database.startswith("file:") or parsed.query.get("uri"):
+        return None
+    return None if Path(database).exists() else database

@@ -82,6 +82,8 @@ def make_projects(root: Path) -> None:
         "transaction_per_migration=True)",
     )
     make_project(root / "ours", history(10), env_py=env)
+    make_project(root / "ours_history", history(10), env_py=env,
+                 ini_extra="history_table = asyncmigrate_history")
     side = root / "alembic"
     (side / "migrations").mkdir(parents=True)
     (side / "migrations" / "env.py").write_text(ALEMBIC_ENV)
@@ -101,11 +103,12 @@ def tenants_for(kind: str, root: Path, count: int, url: str) -> list[dict[str, s
 # -- contenders (each runs in its own process) -------------------------------------------------
 
 
-async def run_ours(root: Path, tenants: list[dict[str, str | None]], concurrency: int) -> dict[str, object]:
+async def run_ours(root: Path, tenants: list[dict[str, str | None]], concurrency: int,
+                   project: str = "ours") -> dict[str, object]:
     from asyncmigrate import Config
     from asyncmigrate.tenants import Tenant, migrate_tenants
 
-    config = Config(str(root / "ours" / "alembic.ini"))
+    config = Config(str(root / project / "alembic.ini"))
     report = await migrate_tenants(
         config, [Tenant(t["name"] or "", t["url"] or "", t["schema"]) for t in tenants], "head",
         concurrency=concurrency,
@@ -192,6 +195,8 @@ def child(args: argparse.Namespace) -> None:
     started = time.perf_counter()
     if args.child == "ours":
         result = asyncio.run(run_ours(root, tenants, args.concurrency))
+    elif args.child == "ours+history":  # the same, with the history table on
+        result = asyncio.run(run_ours(root, tenants, args.concurrency, "ours_history"))
     elif args.child == "bare":
         result = asyncio.run(run_bare(root, tenants, args.concurrency, args.url))
     elif args.child == "alembic":
@@ -246,7 +251,8 @@ def reset_tenants(kind: str, root: Path, name: str) -> str:
     return fresh_database(name)
 
 
-def scenario(kind: str, count: int, concurrencies: list[int], rounds: int, proxy: bool) -> None:
+def scenario(kind: str, count: int, concurrencies: list[int], rounds: int, proxy: bool,
+             with_history: bool = False) -> None:
     root = Path(tempfile.mkdtemp(prefix=f"bench-fanout-{kind}-"))
     make_projects(root)
     proxy_proc = None
@@ -260,7 +266,9 @@ def scenario(kind: str, count: int, concurrencies: list[int], rounds: int, proxy
     try:
         results: dict[str, list[float]] = {}
         for _ in range(rounds):
-            plan = [("alembic", 1)] + [(w, c) for c in concurrencies for w in (("ours", "bare") if kind != "sqlite" else ("ours",))]
+            ours = ("ours", "ours+history") if with_history else ("ours",)
+            kinds = (*ours, "bare") if kind != "sqlite" else ours
+            plan = [("alembic", 1)] + [(w, c) for c in concurrencies for w in kinds]
             for who, conc in plan:
                 url = reset_tenants(kind, root, f"bench_fanout_{os.getpid()}")
                 if proxy and url:
@@ -280,6 +288,9 @@ def scenario(kind: str, count: int, concurrencies: list[int], rounds: int, proxy
             line = f"  c={conc}: alembic/ours = {base / ours:.2f}x"
             if f"bare c={conc}" in results:
                 line += f", ours/bare = {ours / statistics.median(results[f'bare c={conc}']):.2f}x"
+            if f"ours+history c={conc}" in results:
+                on = statistics.median(results[f"ours+history c={conc}"])
+                line += f", history on/off = {on / ours:.3f}x"
             print(line)
     finally:
         if proxy_proc is not None:
@@ -322,6 +333,8 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=1)
     parser.add_argument("--url", default="")
     parser.add_argument("--count", type=int, default=0)
+    parser.add_argument("--history", action="store_true",
+                        help="add a contender with the history table on")
     args = parser.parse_args()
     if args.child:
         child(args)
@@ -329,11 +342,11 @@ def main() -> None:
     print(f"# {platform.node()}: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}, "
           f"Python {platform.python_version()}, {platform.platform()}")
     if args.scenario == "schemas":
-        scenario("schemas", 100, [8], args.rounds, proxy=False)
+        scenario("schemas", 100, [8], args.rounds, proxy=False, with_history=args.history)
     elif args.scenario == "proxy":
         scenario("proxy", 50, [1, 8, 32], args.rounds, proxy=True)
     elif args.scenario == "sqlite":
-        scenario("sqlite", 200, [8], args.rounds, proxy=False)
+        scenario("sqlite", 200, [8], args.rounds, proxy=False, with_history=args.history)
     elif args.scenario == "memory":
         memory(10_000, 64)
     else:

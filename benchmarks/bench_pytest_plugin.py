@@ -12,6 +12,9 @@ Run from the repository root (servers as in the README)::
    included; interpreter start-up and collection are not), divided by N.
    The template is built by a warm-up session first (its time is printed):
    the figure is the steady state of a project whose history did not change.
+   Seeding is on (``--no-seed`` turns it off): the inner sessions' conftest
+   gives ``asyncmigrate_options`` a row at every revision, so the template is
+   built one revision at a time with the rows inserted, as the checks do.
 2. **Stairway.** On fresh databases: asyncmigrate's built-in stairway check
    (every revision up, down, up) against a plain ``upgrade heads`` +
    ``downgrade base``; and Alembic doing the same two jobs with its own
@@ -47,7 +50,7 @@ import anyio  # noqa: E402
 
 from asyncmigrate import Config, command  # noqa: E402
 from asyncmigrate.integrations.testing import DatabaseFactory, TemporaryDatabase  # noqa: E402
-from asyncmigrate.integrations.testing.checks import check_stairway_fast  # noqa: E402
+from asyncmigrate.integrations.testing.checks import stairway_in_one_run  # noqa: E402
 from tests.project import Rev, make_project  # noqa: E402
 
 PG = os.environ.get("ASYNCMIGRATE_TEST_POSTGRESQL_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -70,6 +73,15 @@ import pytest
 @pytest.mark.parametrize("n", range({n}))
 def test_fresh(asyncmigrate_db, n):
     assert asyncmigrate_db.url.database
+'''
+# The first session also checks that the seeded rows are in the test databases.
+TESTS_SEEDED = '''
+from sqlalchemy import text
+
+
+async def test_rows(asyncmigrate_db):
+    async with asyncmigrate_db.connect() as conn:
+        assert (await conn.execute(text("SELECT value FROM t001"))).scalar() == 1
 '''
 TESTS_WITHOUT = '''
 import pytest
@@ -121,6 +133,22 @@ def make(root: Path, revisions: int) -> Config:
 TIMER = '''
 import time
 import pytest
+'''
+
+# Data at every revision: one row into the table the revision creates.
+SEEDS = '''
+from asyncmigrate.integrations.testing import MigrationTestOptions
+
+
+@pytest.fixture
+def asyncmigrate_options():
+    return MigrationTestOptions(at_revision_data={{
+        f"r{{i:03d}}": {{"__tablename__": f"t{{i:03d}}", "id": 1, "name": "seed", "value": i}}
+        for i in range(1, {revisions} + 1)
+    }})
+'''
+
+TIMER += '''
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtestloop(session):
@@ -133,11 +161,14 @@ def pytest_runtestloop(session):
 '''
 
 
-def inner_session(root: Path, url: str, body: str, ini: str = "") -> float:
+def inner_session(root: Path, url: str, body: str, ini: str = "", seeds: str = "") -> float:
     """Run one inner pytest session; return the seconds of its run-test loop."""
     (root / "test_bench.py").write_text(body)
-    (root / "conftest.py").write_text(TIMER)
-    (root / "pytest.ini").write_text(f"[pytest]\nasyncmigrate_url = {url}\n{ini}")
+    (root / "conftest.py").write_text(TIMER + seeds)
+    (root / "pytest.ini").write_text(
+        "[pytest]\nasyncio_mode = auto\nasyncio_default_fixture_loop_scope = function\n"
+        f"asyncmigrate_url = {url}\n{ini}"
+    )
     done = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:randomly", "test_bench.py"],
         cwd=root, capture_output=True, text=True,
@@ -163,7 +194,7 @@ async def am_plain(config: Config, db: TemporaryDatabase) -> None:
 
 
 async def am_stairway(config: Config, db: TemporaryDatabase, last: str) -> None:
-    await check_stairway_fast(db)
+    await stairway_in_one_run(db)
     state = await command.current(db.config, url=db.url)
     assert state.heads == (last,), state
 
@@ -277,6 +308,7 @@ def main() -> None:
     parser.add_argument("--prefetch", type=int, help="asyncmigrate_prefetch for the inner sessions")
     parser.add_argument("--drop-batch", type=int, help="asyncmigrate_drop_batch for the inner sessions")
     parser.add_argument("--no-stairway", action="store_true", help="skip the stairway comparison")
+    parser.add_argument("--no-seed", action="store_true", help="no data at revisions in the inner sessions")
     args = parser.parse_args()
     knobs = (("asyncmigrate_prefetch", args.prefetch), ("asyncmigrate_drop_batch", args.drop_batch))
     ini = "".join(f"{name} = {value}\n" for name, value in knobs if value is not None)
@@ -289,12 +321,13 @@ def main() -> None:
         root = WORK / f"project-{backend}-{args.revisions}"
         config = make(root, args.revisions)
         cpu_before = resource.getrusage(resource.RUSAGE_CHILDREN)
-        build = inner_session(root, url, TESTS_WITH.format(n=1))
+        seeds = "" if args.no_seed else SEEDS.format(revisions=args.revisions)
+        build = inner_session(root, url, TESTS_SEEDED if seeds else TESTS_WITH.format(n=1), seeds=seeds)
         with_db: list[float] = []
         without: list[float] = []
         for _ in range(args.rounds):  # interleaved
-            with_db.append(inner_session(root, url, TESTS_WITH.format(n=args.tests), ini))
-            without.append(inner_session(root, url, TESTS_WITHOUT.format(n=args.tests), ini))
+            with_db.append(inner_session(root, url, TESTS_WITH.format(n=args.tests), ini, seeds))
+            without.append(inner_session(root, url, TESTS_WITHOUT.format(n=args.tests), ini, seeds))
         cpu_after = resource.getrusage(resource.RUSAGE_CHILDREN)
         per_test = [(w - o) / args.tests * 1000 for w, o in zip(with_db, without, strict=True)]
         rounds = [] if args.no_stairway else [
@@ -303,7 +336,8 @@ def main() -> None:
         times = {name: [r[name] for r in rounds] for name in rounds[0]} if rounds else {}
         cpu = (cpu_after.ru_utime + cpu_after.ru_stime - cpu_before.ru_utime - cpu_before.ru_stime)
         settings = f", {ini.strip().replace(chr(10), ', ')}" if ini else ""
-        print(f"### {backend}: {args.revisions} revisions, {args.tests} tests, "
+        seeding = "no seeding" if args.no_seed else "a seeded row at every revision"
+        print(f"### {backend}: {args.revisions} revisions ({seeding}), {args.tests} tests, "
               f"{args.rounds} rounds{settings}\n")
         print("| measure | median (min) |")
         print("|---|---|")

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import logging
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,39 @@ BACKENDS = ["sqlite", "postgresql", "mysql"]
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """Drop the scratch databases still queued for dropping."""
     backends.JANITOR.finish()
+
+
+@pytest.fixture(autouse=True)
+def _logging_as_it_was() -> Iterator[None]:
+    """Undo what a test's env.py did to logging (as a new process would start).
+
+    A project's ``fileConfig`` (ours or real Alembic's, run by differential
+    tests) sets the ``alembic`` and ``asyncmigrate`` loggers' level, handlers
+    and propagation, and real Alembic's disables every logger it does not name;
+    left in place, a later test's ``caplog`` would see none of our records.
+    """
+    saved = {name: _logger_state(logger) for name, logger in _our_loggers()}
+    saved.setdefault("alembic", _logger_state(logging.getLogger("alembic")))
+    yield
+    for name, logger in _our_loggers():
+        if name not in saved:
+            logger.disabled = False  # created during the test; a fileConfig may have disabled it
+            continue
+        level, handlers, propagate, disabled, attrs = saved[name]
+        logger.setLevel(level)
+        logger.handlers[:] = handlers
+        logger.propagate, logger.disabled = propagate, disabled
+        for key in [k for k in vars(logger) if k.startswith("_asyncmigrate") and k not in attrs]:
+            delattr(logger, key)
+
+
+def _our_loggers() -> list[tuple[str, logging.Logger]]:
+    return [(name, logger) for name, logger in list(logging.root.manager.loggerDict.items())
+            if isinstance(logger, logging.Logger) and name.startswith(("asyncmigrate", "alembic"))]
+
+
+def _logger_state(logger: logging.Logger) -> tuple[int, list[logging.Handler], bool, bool, set[str]]:
+    return logger.level, list(logger.handlers), logger.propagate, logger.disabled, set(vars(logger))
 
 
 @pytest.fixture

@@ -5,7 +5,19 @@ from __future__ import annotations
 from typing import Any
 
 import asyncpg
+import asyncpg.introspection
 import pytest
+
+#: Queries asyncpg sends on its own (type introspection): not ours to count.
+ASYNCPG_OWN = frozenset(
+    value for name, value in vars(asyncpg.introspection).items()
+    if name.isupper() and isinstance(value, str)
+)
+
+
+def ours(query: str) -> bool:
+    """Whether ``query`` is one asyncmigrate or SQLAlchemy sent (not asyncpg's introspection)."""
+    return query not in ASYNCPG_OWN
 
 
 def record_sql(
@@ -27,7 +39,8 @@ def record_sql(
         return await execute(self, query, *args, **kw)
 
     async def preparing(self: asyncpg.Connection, query: str, *args: Any, **kw: Any) -> Any:
-        sent.append(query)
+        if ours(query):
+            sent.append(query)
         return await get_statement(self, query, *args, **kw)
 
     monkeypatch.setattr(asyncpg.Connection, "execute", executing)

@@ -50,3 +50,17 @@ def test_commands_are_coroutines_taking_config_first() -> None:
         assert inspect.iscoroutinefunction(fn), name
         first = next(iter(inspect.signature(fn).parameters))
         assert first == "config", name
+
+
+def test_lint_exports_do_not_drift() -> None:
+    import asyncmigrate.lint
+    from asyncmigrate import command, exceptions
+    from asyncmigrate.operations import observe
+
+    assert set(asyncmigrate.lint.__all__) == {
+        "RULES", "Finding", "LintReport", "Rule", "Severity", "lint", "render_json", "render_sarif",
+        "render_text",
+    }
+    assert set(observe.__all__) == {"OperationObserver", "observed", "observing"}
+    assert "lint" in command.__all__
+    assert "LintError" in exceptions.__all__

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from asyncmigrate.exceptions import ConfigError
 from asyncmigrate.urls import mask_password, mask_passwords_in, to_async_url
+
+from .isolated import run_without
 
 
 @pytest.mark.parametrize(
@@ -50,3 +54,20 @@ def test_masking() -> None:
     assert mask_password("postgresql://u:hunter2@h/db") == "postgresql://u:***@h/db"
     text = "failed for mysql://root:s3cret@db:3306/x and sqlite:///f.db"
     assert mask_passwords_in(text) == "failed for mysql://root:***@db:3306/x and sqlite:///f.db"
+
+
+NO_ASYNCMY = """
+from asyncmigrate.cli import main
+
+main(["--url", "mysql://root:s3cret@127.0.0.1:3306/test", "current"])
+"""
+
+
+def test_mysql_url_without_its_driver_names_the_extra(tmp_path: Path) -> None:
+    """Installed without ``[mysql]``: one line naming the extra, no password, exit 1."""
+    done = run_without(["asyncmy"], NO_ASYNCMY, tmp_path, cwd=tmp_path)
+    assert done.returncode == 1
+    lines = (done.stdout + done.stderr).strip().splitlines()
+    assert len(lines) == 1, lines
+    assert "pip install 'asyncmigrate[mysql]'" in lines[0]
+    assert "s3cret" not in lines[0]

@@ -26,7 +26,6 @@ From Python, inside your event loop::
 
 from __future__ import annotations
 
-import logging
 import os
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -38,6 +37,7 @@ from sqlalchemy.engine.url import URL
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ..exceptions import CommandError, NotAtHeadError
+from ..masking import get_logger
 from ..operations import ops
 from . import render
 from .compare import produce_net_changes
@@ -60,7 +60,7 @@ __all__ = [
     "revision_with_autogenerate",
 ]
 
-log = logging.getLogger("asyncmigrate.autogenerate")
+log = get_logger("asyncmigrate.autogenerate")
 
 
 # -- comparing ------------------------------------------------------------------------------
@@ -387,13 +387,16 @@ async def check_models(
 ) -> list[Any]:
     """Compare env.py's ``target_metadata`` with the database; fail when they differ.
 
-    Nothing is compared when env.py sets no ``target_metadata``. The
-    ``process_revision_directives`` hooks run first (as for a revision), so
-    a hook that drops operations also silences them here.
+    As with Alembic, an env.py that sets no ``target_metadata`` fails the
+    check: a gate that passes when the models are not wired in would hide
+    the misconfiguration. The ``process_revision_directives`` hooks run
+    first (as for a revision), so a hook that drops operations also
+    silences them here.
 
     :return: the (empty) list of differences.
     :raises NotAtHeadError: when models and database differ (the message
         lists the differences on one line), or the database is not at head.
+    :raises NoTargetMetadataError: when env.py sets no ``target_metadata``.
     """
     from ..command import _run, _script_directory
 
@@ -402,15 +405,11 @@ async def check_models(
     revision_context = RevisionContext(
         config, script, {"message": None, "sql": False, "head": "head"}
     )
-    compared: list[bool] = []
 
     def step(heads: tuple[str, ...], context: MigrationContext) -> list[Any]:
-        if context.opts.get("target_metadata") is None:
-            return []
         if set(heads) != set(script.get_heads()):
             raise NotAtHeadError("Target database is not up to date.")
         revision_context.run_autogenerate(heads, context)
-        compared.append(True)
         return []
 
     await _run(
@@ -420,8 +419,6 @@ async def check_models(
         dont_mutate=True,
         **{**env_opts, **_target_options(url, engine, connection, tenant)},
     )
-    if not compared:
-        return []
     diffs: list[Any] = []
     summaries: list[str] = []
     for generated in revision_context.generated_revisions:

@@ -12,7 +12,7 @@ from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.engine.default import DefaultDialect
 from sqlalchemy.engine.reflection import Inspector
 
-from ..exceptions import CommandError
+from ..exceptions import CommandError, NoTargetMetadataError
 from .compare.registry import Comparators, comparators
 
 if TYPE_CHECKING:
@@ -82,7 +82,7 @@ class AutogenContext:
             and migration_context is not None
             and migration_context.script is not None
         ):
-            raise CommandError(
+            raise NoTargetMetadataError(
                 "Can't proceed with --autogenerate option; environment script "
                 f"{migration_context.script.env_py_location} does not provide a MetaData "
                 "object or sequence of objects to the context."

@@ -3,7 +3,7 @@
 PostgreSQL enum types and sequences live outside tables; Alembic's
 directive set has nothing for them, so these operations render as
 ``op.execute("...")`` with the DDL written out (a reviewer reads the SQL
-that will run). Like every operation they are immutable data with a
+that will run). Like every operation they are plain data with a
 :meth:`reverse`, so downgrades and ``process_revision_directives`` hooks
 treat them as they treat the others.
 """
@@ -35,7 +35,6 @@ def _qualified(name: str, schema: str | None) -> str:
 class CreateEnumTypeOp(MigrateOperation):
     """Create a PostgreSQL enum type with ``labels``, in order."""
 
-    _immutable = True
 
     def __init__(self, name: str, labels: Sequence[str], *, schema: str | None = None) -> None:
         self.name = name
@@ -59,7 +58,6 @@ class CreateEnumTypeOp(MigrateOperation):
 class DropEnumTypeOp(MigrateOperation):
     """Drop a PostgreSQL enum type (``labels`` are what it had, for :meth:`reverse`)."""
 
-    _immutable = True
 
     def __init__(self, name: str, labels: Sequence[str], *, schema: str | None = None) -> None:
         self.name = name
@@ -88,7 +86,6 @@ class AlterEnumTypeOp(MigrateOperation):
     with their server defaults) are converted to the new type.
     """
 
-    _immutable = True
 
     def __init__(
         self,
@@ -134,7 +131,6 @@ class AlterEnumTypeOp(MigrateOperation):
 class CreateSequenceOp(MigrateOperation):
     """Create a sequence; ``options`` are :class:`sqlalchemy.Sequence` keyword arguments."""
 
-    _immutable = True
 
     def __init__(self, name: str, *, schema: str | None = None, **options: Any) -> None:
         self.name = name
@@ -158,7 +154,6 @@ class CreateSequenceOp(MigrateOperation):
 class DropSequenceOp(MigrateOperation):
     """Drop a sequence (``options`` are what it had, for :meth:`reverse`)."""
 
-    _immutable = True
 
     def __init__(self, name: str, *, schema: str | None = None, **options: Any) -> None:
         self.name = name

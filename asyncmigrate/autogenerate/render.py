@@ -44,6 +44,7 @@ from sqlalchemy import types as sqltypes
 from sqlalchemy.sql.elements import ClauseElement, ColumnClause, TextClause, UnaryExpression, conv
 from sqlalchemy.sql.schema import Constraint
 
+from ..compat import extensions
 from ..operations import ops
 from ..operations.schemaobj import constraint_name_or_none, is_type_bound
 from . import ops as autogen_ops
@@ -100,6 +101,9 @@ class Renderers:
             fn = self._by_class.get(klass)
             if fn is not None:
                 return fn
+        fn = extensions.alembic_renderer(op)  # a plugin's renderer, registered on Alembic's
+        if fn is not None:
+            return fn
         raise ValueError(f"No renderer is registered for {type(op).__name__}")
 
 
@@ -516,6 +520,7 @@ def _exclude_constraint(constraint: Any, autogen_context: AutogenContext, width:
 
 def render_op(autogen_context: AutogenContext, op: ops.MigrateOperation) -> list[str]:
     """Render one operation as lines of Python."""
+    op = extensions.to_own(op)  # one of Alembic's own operations renders as ours
     rendered = renderers.dispatch(op)(autogen_context, op)
     if rendered is None:
         return []
@@ -912,6 +917,16 @@ def render_python_into_template_args(
     for upgrade_ops, downgrade_ops in zip(
         migration_script.upgrade_ops_list, migration_script.downgrade_ops_list, strict=False
     ):
-        template_args[upgrade_ops.upgrade_token] = indent(render_body(upgrade_ops, autogen_context))
-        template_args[downgrade_ops.downgrade_token] = indent(render_body(downgrade_ops, autogen_context))
+        template_args[upgrade_ops.upgrade_token] = indent(_with_lint(upgrade_ops, autogen_context, "upgrade"))
+        template_args[downgrade_ops.downgrade_token] = indent(
+            _with_lint(downgrade_ops, autogen_context, "downgrade")
+        )
     template_args["imports"] = "\n".join(sorted(autogen_context.imports))
+
+
+def _with_lint(container: ops.OpContainer, autogen_context: AutogenContext, direction: Any) -> str:
+    """The rendered body, preceded by comments for what :mod:`asyncmigrate.lint` finds in it."""
+    from ..lint.autogen import lint_comments
+
+    return "\n".join([*lint_comments(container, autogen_context.dialect, direction),
+                      render_body(container, autogen_context)])

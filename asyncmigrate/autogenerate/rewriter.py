@@ -18,8 +18,9 @@ functions, each registered for one operation class::
 
 A function receives the migration context, the revision argument and one
 operation, and returns the operation, a replacement, or a list of zero or
-more operations to put in its place. Operations are immutable: return
-``op.replace(...)`` (or a new operation) to change one.
+more operations to put in its place. Operations are mutable, as in
+Alembic: change one in place and return it, or return ``op.replace(...)``
+(a changed copy) or a new operation.
 """
 
 from __future__ import annotations

@@ -5,10 +5,14 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import sys
+import threading
+import traceback
 from argparse import Namespace
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from types import TracebackType
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import anyio
@@ -23,7 +27,9 @@ from ..events import StepEvent
 from ..exceptions import AsyncMigrateError
 from ..results import CurrentState, MigrationResult
 from ..script import Script, ScriptDirectory
+from ..signals import StopSignals, exit_code, signal_name
 from ..urls import mask_passwords_in
+from . import lint as lint_cli
 from . import render
 from .tenants import TenantOptions, options_from, reference, run_fanout, tenant_options
 
@@ -35,7 +41,6 @@ __all__ = ["cli", "main"]
 T = TypeVar("T")
 
 EXIT_ERROR = 1
-EXIT_INTERRUPTED = 130
 
 
 @dataclass
@@ -48,6 +53,7 @@ class State:
     url: str | None = None
     raiseerr: bool = False
     quiet: bool = False
+    connect_timeout: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     def files(self) -> tuple[str, str]:
@@ -88,6 +94,8 @@ class State:
             ini_section=self.name,
             cmd_opts=Namespace(x=list(self.x) or None, quiet=self.quiet, **self.extra),
         )
+        if self.connect_timeout is not None:
+            config.set_main_option("connect_timeout", repr(self.connect_timeout))
         if self.url:
             try:
                 config.set_main_option("sqlalchemy.url", self.url.replace("%", "%%"))
@@ -105,6 +113,11 @@ def fail(message: str, code: int = EXIT_ERROR) -> NoReturn:
     sys.exit(code)
 
 
+def _print_masked_traceback(kind: type[BaseException], exc: BaseException, tb: TracebackType | None) -> None:
+    """``--raiseerr``'s traceback (its causes too) as Python prints it, passwords masked."""
+    sys.stderr.write(mask_passwords_in("".join(traceback.format_exception(kind, exc, tb))))
+
+
 def _leaf(exc: BaseException) -> BaseException:
     """The single error inside (nested) exception groups, or the group itself."""
     while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
@@ -112,20 +125,64 @@ def _leaf(exc: BaseException) -> BaseException:
     return exc
 
 
+class Interrupted(BaseException):
+    """A stop signal ended the run (raised once the run has rolled back and let go)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal_name(signum))
+        self.signum = signum
+
+
+def interrupted(signum: int) -> NoReturn:
+    """Print the one line an interruption ends with and exit 128 + the signal (130, 143)."""
+    fail(
+        f"Interrupted by {signal_name(signum)} (the step in progress, if any, was stopped "
+        "and rolled back; the migration lock released)",
+        exit_code(signum),
+    )
+
+
+async def stoppable(fn: Callable[[], Awaitable[T]]) -> T:
+    """Await ``fn()``; SIGINT or SIGTERM cancels it (server work stopped, lock released).
+
+    A second signal exits at once, without waiting for the clean-up.
+
+    :raises Interrupted: after a stop signal cancelled the run.
+    """
+    with anyio.CancelScope() as scope:
+
+        def on_signal(signum: int) -> None:
+            if len(watch.received) > 1:
+                click.echo(click.style("ERROR: ", fg="red", bold=True)
+                           + f"{signal_name(signum)} again: exiting without waiting", err=True)
+                os._exit(exit_code(watch.received[0]))
+            scope.cancel()
+
+        with StopSignals(on_signal) as watch:
+            try:
+                return await fn()
+            except Exception:
+                if watch.first is None:
+                    raise
+                # An error raised while the run was being stopped: the signal is the story.
+    assert watch.first is not None, "only a stop signal cancels this scope"
+    raise Interrupted(watch.first)
+
+
 def run(state: State, fn: Callable[[], Awaitable[T]]) -> T:
     """Run a command coroutine in a fresh event loop, turning errors into one line."""
     try:
         try:
-            return anyio.run(fn, backend="asyncio")
+            return anyio.run(stoppable, fn, backend="asyncio")
         except BaseExceptionGroup as group:
             leaf = _leaf(group)
             if leaf is group:
                 raise
             raise leaf from group
+    except Interrupted as stop:
+        interrupted(stop.signum)
     except KeyboardInterrupt:
-        if state.raiseerr:
-            raise
-        fail("Interrupted", EXIT_INTERRUPTED)
+        interrupted(signal.SIGINT)
     except AsyncMigrateError as exc:
         if state.raiseerr:
             raise
@@ -151,13 +208,14 @@ def emit_json(data: Any) -> None:
 
 
 def progress_printer(state: State) -> Callable[[StepEvent], None] | None:
-    """Return an event handler printing one line per finished step (None when quiet)."""
+    """Return an event handler printing one line per committed step and per retry (None when quiet)."""
     if state.quiet:
         return None
 
     def handle(event: StepEvent) -> None:
-        # A failed step is reported once, by the error line the run ends with.
-        line = render.event_line(event) if event.kind == "finished" else None
+        # A step is announced when it is committed (applied), not when it ran;
+        # a failed step is reported once, by the error line the run ends with.
+        line = render.event_line(event) if event.kind in ("committed", "retrying") else None
         if line is not None:
             click.echo(line, err=True)
 
@@ -233,6 +291,9 @@ verbose_option = click.option("-v", "--verbose", is_flag=True, help="Use more ve
 @click.option("--raiseerr", "--traceback", "raiseerr", is_flag=True,
               help="Show the full traceback on error.")
 @click.option("-q", "--quiet", is_flag=True, help="Print only results and errors.")
+@click.option("--connect-timeout", type=click.FloatRange(min=0), metavar="SECONDS",
+              help="Seconds to wait for the database to answer a new connection "
+              "(default: connect_timeout, else 30; 0 waits forever).")
 @click.pass_context
 def cli(
     ctx: click.Context,
@@ -242,9 +303,15 @@ def cli(
     url: str | None,
     raiseerr: bool,
     quiet: bool,
+    connect_timeout: float | None,
 ) -> None:
-    """Asyncio-native, Alembic-compatible schema migrations for SQLAlchemy."""
-    ctx.obj = State(config_files, name, x, url, raiseerr, quiet)
+    """Asyncio-native, Alembic-compatible schema migrations for SQLAlchemy.
+
+    Exit status: 0 on success, 1 on an error (one line on stderr), 130 when
+    stopped by SIGINT (Ctrl-C) and 143 by SIGTERM, once the step in progress
+    has rolled back and the migration lock is released.
+    """
+    ctx.obj = State(config_files, name, x, url, raiseerr, quiet, connect_timeout=connect_timeout)
 
 
 # -- environment ---------------------------------------------------------------------------
@@ -425,13 +492,21 @@ def branches_cmd(state: State, verbose: bool, as_json: bool) -> None:
               help="Revision range; format is [start]:[end].")
 @verbose_option
 @click.option("-i", "--indicate-current", is_flag=True, help="Indicate the current revision.")
+@click.option("--applied", is_flag=True,
+              help="Show what the database applied, from its history table (as 'log').")
 @json_option
 @pass_state
 def history_cmd(
-    state: State, rev_range: str | None, verbose: bool, indicate_current: bool, as_json: bool
+    state: State, rev_range: str | None, verbose: bool, indicate_current: bool, applied: bool,
+    as_json: bool,
 ) -> None:
     """List changeset scripts in chronological order (newest first)."""
     config = state.config()
+    if applied:
+        if rev_range or indicate_current:
+            fail("--applied shows the database's record; it takes no --rev-range or --indicate-current")
+        _show_log(state, config, as_json)
+        return
     found = run(state, lambda: command.history(config, rev_range, verbose, indicate_current))
     # The database's revisions are marked only when asked (-i), as Alembic does,
     # even when a ``current`` end of the range made the command read them.
@@ -528,6 +603,105 @@ def check_cmd(state: State, /, as_json: bool, **tenants: Any) -> None:
     echo(state, f"OK: {current.url} is at {', '.join(current.heads) or 'base'}.")
 
 
+# -- the applied record -----------------------------------------------------------------------------
+
+
+def _show_log(state: State, config: Config, as_json: bool) -> None:
+    record = run(state, lambda: command.log(config))
+    if as_json:
+        emit_json(record.to_dict())
+        return
+    for line in render.log_lines(record):
+        click.echo(line)
+
+
+@cli.command("log")
+@click.option("--revision", metavar="REV",
+              help="With tenants: only the rows of this revision (which tenants have it, when, by whom).")
+@json_option
+@tenant_options
+@pass_state
+def log_cmd(state: State, /, revision: str | None, as_json: bool, **tenants: Any) -> None:
+    """Show the database's applied record: every step from its history table, oldest first."""
+    config = state.config()
+    options = options_from(tenants)
+    if not options.active:
+        if revision:
+            fail("--revision selects rows across tenants; give a tenant source")
+        _show_log(state, config, as_json)
+        return
+    from . import audit
+
+    outcomes = run(state, lambda: audit.log_across(config, options))
+    if as_json:
+        emit_json([
+            {"tenant": o.tenant.name, "error": o.error,
+             **(o.result.to_dict() if o.result is not None else {})}
+            for o in outcomes
+        ])
+    else:
+        for line in render.fleet_log_lines(outcomes, revision):
+            click.echo(line)
+    sys.exit(EXIT_ERROR if any(o.error for o in outcomes) else 0)
+
+
+@cli.command("validate")
+@click.option("--repair", is_flag=True,
+              help="Record the current checksums of changed files (after reviewing the edits).")
+@json_option
+@tenant_options
+@pass_state
+def validate_cmd(state: State, /, repair: bool, as_json: bool, **tenants: Any) -> None:
+    """Check applied revisions against their files; exit 1 when any drifted.
+
+    One line per applied revision whose file changed since, applied
+    revision whose file is missing, and version row naming no revision
+    (with tenants: each line starts with the tenant's name).
+    """
+    config = state.config()
+    options = options_from(tenants)
+    if options.active:
+        _validate_fleet(state, config, options, repair, as_json)
+        return
+    report = run(state, lambda: command.validate(config, repair))
+    if as_json:
+        emit_json(report.to_dict())
+    else:
+        for revision in report.repaired:
+            echo(state, f"Repaired: recorded the current checksum of {revision}")
+        for drift in report.drift:
+            click.echo(drift.message)
+        if report.ok:
+            echo(state, render.validated_line(report))
+    sys.exit(0 if report.ok else EXIT_ERROR)
+
+
+def _validate_fleet(state: State, config: Config, options: Any, repair: bool, as_json: bool) -> None:
+    from . import audit
+
+    outcomes = run(state, lambda: audit.validate_across(config, options, repair))
+    if as_json:
+        emit_json([
+            {"tenant": o.tenant.name, "error": o.error,
+             **(o.result.to_dict() if o.result is not None else {})}
+            for o in outcomes
+        ])
+    else:
+        for o in outcomes:
+            if o.error is not None:
+                click.echo(f"{o.tenant.name}: ERROR {o.error}")
+                continue
+            assert o.result is not None
+            for revision in o.result.repaired:
+                echo(state, f"{o.tenant.name}: repaired: recorded the current checksum of {revision}")
+            for drift in o.result.drift:
+                click.echo(f"{o.tenant.name}: {drift.message}")
+        drifted = sum(1 for o in outcomes if o.result is not None and not o.result.ok)
+        failed = sum(1 for o in outcomes if o.error is not None)
+        echo(state, f"{len(outcomes)} tenant(s) validated: {drifted} drifted, {failed} failed.")
+    sys.exit(0 if all(o.result is not None and o.result.ok for o in outcomes) else EXIT_ERROR)
+
+
 # -- changing ------------------------------------------------------------------------------------
 
 
@@ -563,39 +737,73 @@ def _fanout(state: State, config: Config, kwargs: dict[str, Any], operation: Ope
         return False
     if sql:
         fail("--sql renders one script for one database; it cannot be combined with tenants")
-    report = run(state, lambda: run_fanout(
-        config, options, operation, target, quiet=state.quiet, as_json=as_json, env=env
-    ))
-    sys.exit(report.exit_code)
+    async def fan_out() -> Any:
+        from .. import telemetry
+
+        with telemetry.span(f"fanout {operation}", target=target) as span:
+            report, signum = await run_fanout(
+                config, options, operation, target, quiet=state.quiet, as_json=as_json, env=env
+            )
+            counts = report.counts
+            span.set(tenants=sum(counts.values()), **{f"tenants.{k}": v for k, v in counts.items()})
+            return report, signum
+
+    report, signum = run(state, fan_out)
+    # Stopped by a signal: the report says which tenants ran; the status says why it ended.
+    sys.exit(exit_code(signum) if signum is not None else report.exit_code)
 
 
 def _move(state: State, operation: Operation, revision: str, sql: bool, tag: str | None,
-          no_lock: bool, lock_timeout: float | None, as_json: bool, tenants: dict[str, Any]) -> None:
+          no_lock: bool, lock_timeout: float | None, as_json: bool, tenants: dict[str, Any],
+          lint_first: bool = False, validate_first: bool = False) -> None:
     """Run ``upgrade`` or ``downgrade`` on one database, or across tenants."""
     config = state.config()
     lock = False if no_lock else None
+    if lint_first and options_from(tenants).active:
+        fail("--lint checks one database's pending revisions; with tenants, run 'asyncmigrate lint "
+             "--from REV' first")
+    if validate_first and options_from(tenants).active:
+        fail("--validate checks one database; with tenants, validate each tenant first")
     if _fanout(state, config, tenants, operation, revision, as_json, sql,
                tag=tag, lock=lock, lock_timeout=lock_timeout):
         return
+    if lint_first and not sql:
+        _lint_before_upgrade(state, config, revision)
     fn = command.upgrade if operation == "upgrade" else command.downgrade
+    extra: dict[str, Any] = {"validate": True} if validate_first else {}
     result = run(state, lambda: fn(
         config, revision, sql, tag, on_step=None if sql or as_json else progress_printer(state),
-        lock=lock, lock_timeout=lock_timeout,
+        lock=lock, lock_timeout=lock_timeout, **extra,
     ))
     _report(state, result, as_json)
+
+
+def _lint_before_upgrade(state: State, config: Config, revision: str) -> None:
+    """``upgrade --lint``: print the findings (to stderr); exit 1 without upgrading on errors."""
+    report = run(state, lambda: command.lint(config, target=revision))
+    if report.active and not state.quiet:
+        click.echo(lint_cli.render_text(report, explain=False), err=True, nl=False)
+    if not report.ok:
+        fail(f"Refusing to upgrade: lint found {len(report.errors)} error(s) in the revisions to run")
 
 
 @cli.command("upgrade", cls=RevisionCommand)
 @_revision_argument("revision")
 @_migration_options
+@click.option("--lint", "lint_first", is_flag=True,
+              help="Lint the revisions to run first; run nothing if it finds errors.")
+@click.option("--validate", "validate_first", is_flag=True,
+              help="Check applied revisions against their files first; run nothing if any drifted.")
 @tenant_options
 @pass_state
 def upgrade_cmd(
     state: State, /, revision: str, sql: bool, tag: str | None, no_lock: bool,
-    lock_timeout: float | None, as_json: bool, **tenants: Any,
+    lock_timeout: float | None, as_json: bool, lint_first: bool, validate_first: bool,
+    **tenants: Any,
 ) -> None:
     """Upgrade to a later version (head, +N, <rev>, <branch>@head ...)."""
-    _move(state, "upgrade", revision, sql, tag, no_lock, lock_timeout, as_json, tenants)
+    _move(state, "upgrade", revision, sql, tag, no_lock, lock_timeout, as_json, tenants, lint_first,
+          validate_first)
 
 
 @cli.command("downgrade", cls=RevisionCommand)
@@ -645,12 +853,102 @@ def ensure_version_cmd(state: State, sql: bool) -> None:
         click.echo(result.sql, nl=False)
 
 
+@cli.command("lint", cls=RevisionCommand)
+@_revision_argument("revisions", nargs=-1)
+@click.option("--all", "all_", is_flag=True, help="Lint every revision (no database needed).")
+@click.option("--from", "start", metavar="REV",
+              help="Lint the revisions after REV (no database needed; 'base' = --all).")
+@click.option("--to", "target", default="heads", show_default=True, metavar="REV",
+              help="Last revision to lint.")
+@click.option("--dialect", type=click.Choice(["postgresql", "mysql", "mariadb", "sqlite"]),
+              help="Render for this dialect instead of sqlalchemy.url's.")
+@click.option("--pg-version", type=click.IntRange(9, 99), metavar="N",
+              help="PostgreSQL major version the rules assume (default: lint_pg_version, else 12).")
+@click.option("--rule", "rule_overrides", multiple=True, metavar="ID=LEVEL",
+              help="Override a rule's severity: error, warning, note or off (repeatable).")
+@click.option("--format", "fmt", type=click.Choice(lint_cli.FORMATS), default="text", show_default=True)
+@click.option("-o", "--output", metavar="FILE", help="Write the report to FILE instead of stdout.")
+@click.option("--no-downgrades", is_flag=True, help="Check upgrade() only.")
+@click.option("--each/--together", default=None,
+              help="Judge each revision as if deployed alone, or the selection as one deployment "
+              "(default: --each with --all, --together otherwise).")
+@click.option("--show-suppressed", is_flag=True, help="List suppressed findings too (text format).")
+@click.option("--list-rules", is_flag=True, help="List the rules and exit.")
+@pass_state
+def lint_cmd(
+    state: State, /, revisions: tuple[str, ...], all_: bool, start: str | None, target: str,
+    dialect: str | None, pg_version: int | None, rule_overrides: tuple[str, ...], fmt: str,
+    output: str | None, no_downgrades: bool, each: bool | None, show_suppressed: bool, list_rules: bool,
+) -> None:
+    """Check revisions for changes that lock or break a live database (pending ones by default).
+
+    Exit status: 0 without errors (warnings allowed), 1 with errors or when
+    the lint cannot run.
+    """
+    if list_rules:
+        click.echo(lint_cli.rules_text(), nl=False)
+        return
+    if sum(map(bool, (revisions, all_, start))) > 1:
+        fail("give revisions, --all or --from, not several")
+    config = state.config()
+    selected: str | list[str] | None = None
+    if revisions:
+        selected = revisions[0] if len(revisions) == 1 and ":" in revisions[0] else list(revisions)
+    report = run(state, lambda: command.lint(
+        config, selected, start="base" if all_ else start, target=target, dialect=dialect,
+        pg_version=pg_version, rules=", ".join(rule_overrides) or None, downgrades=not no_downgrades,
+        each=each,
+    ))
+    run(state, _as_async(lambda: lint_cli.write_report(
+        report, fmt, output, show_suppressed=show_suppressed, explain=not state.quiet
+    )))
+    sys.exit(report.exit_code)
+
+
+def _as_async(fn: Callable[[], None]) -> Callable[[], Awaitable[None]]:
+    async def call() -> None:
+        fn()
+
+    return call
+
+
 def _script_directory(config: Config) -> ScriptDirectory:
     script = ScriptDirectory.from_config(config)
     script.graph  # noqa: B018 - read the headers here, off the event loop
     return script
 
 
+def _late_thread_error(args: threading.ExceptHookArgs) -> None:
+    """Say nothing of a driver's worker thread answering after the run ended and its loop closed.
+
+    aiosqlite's connection thread can finish a failed connect after the
+    command has already reported the failure; nothing is waiting for it.
+    """
+    if isinstance(args.exc_value, RuntimeError) and str(args.exc_value) == "Event loop is closed":
+        return
+    threading.__excepthook__(args)
+
+
+def _terminated(signum: int, frame: object) -> None:
+    raise Interrupted(signum)
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Run the command line (console script entry point)."""
-    cli.main(args=argv, prog_name="asyncmigrate")
+    """Run the command line (console script entry point).
+
+    SIGTERM is handled like Ctrl-C: outside the event loop it interrupts
+    where it lands, inside it cancels the run (see :func:`stoppable`); both
+    end with one line and exit status 143 (130 for Ctrl-C).
+    """
+    in_main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _terminated) if in_main else None
+    # The command line owns the process: what ``--raiseerr`` lets escape is printed masked.
+    sys.excepthook = _print_masked_traceback
+    threading.excepthook = _late_thread_error
+    try:
+        cli.main(args=argv, prog_name="asyncmigrate")
+    except Interrupted as stop:
+        interrupted(stop.signum)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)

@@ -3,22 +3,29 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..events import StepEvent
 from ..results import CurrentState, MigrationResult
 from ..revision.revision import as_tuple
 from ..script import Script
 
+if TYPE_CHECKING:
+    from ..audit import AppliedRecord, ValidationReport
+    from .audit import TenantOutcome
+
 __all__ = [
     "branch_lines",
     "current_lines",
     "event_line",
+    "fleet_log_lines",
     "log_entry",
+    "log_lines",
     "migration_data",
     "result_lines",
     "script_data",
     "short_line",
+    "validated_line",
 ]
 
 
@@ -165,8 +172,10 @@ def migration_data(result: MigrationResult) -> dict[str, Any]:
 
 
 def event_line(event: StepEvent) -> str | None:
-    """Render a finished or failed step as one progress line (None for others)."""
-    if event.kind == "finished":
+    """Render a finished, committed, retrying or failed step as one progress line (None for others)."""
+    if event.kind == "retrying":
+        return f"  {event.error}"
+    if event.kind in ("finished", "committed"):
         return f"  {event.description} ({_ms(event.duration)})"
     if event.kind == "failed":
         return f"  {event.description} FAILED after {_ms(event.duration)}"
@@ -188,3 +197,63 @@ def _ms(seconds: float | None) -> str:
     if seconds is None:
         return "?"
     return f"{seconds * 1000:.0f} ms" if seconds < 10 else f"{seconds:.1f} s"
+
+
+def log_lines(record: AppliedRecord) -> list[str]:
+    """The applied record as text: one line per step, oldest first."""
+    where = f" of {record.url}" if record.url else ""
+    if not record.table_exists:
+        lines = [f"No history table {record.table!r}{where}: nothing recorded yet."]
+    else:
+        lines = [f"Applied record{where} ({record.table}, {len(record.rows)} row(s)):"]
+    if record.before_record:
+        lines.append(f"  before the record: {_comma(record.before_record)}")
+    for row in record.rows:
+        who = f"{row.applied_by or '?'}@{row.host or '?'} pid {row.pid if row.pid is not None else '?'}"
+        checksum = row.checksum[:12] if row.checksum else "-"
+        took = _ms(row.duration) if row.duration is not None else "-"
+        lines.append(
+            f"  {row.applied_at:%Y-%m-%d %H:%M:%S}  {row.direction:<9} {row.revision or 'base':<14} "
+            f"{row.kind:<9} {row.outcome:<11} {took:>8}  {who}  {checksum}  "
+            f"asyncmigrate {row.tool_version or '?'}"
+        )
+    lines.append(f"  at: {_comma(record.heads) or 'base'}")
+    return lines
+
+
+def validated_line(report: ValidationReport) -> str:
+    """The line ``validate`` prints when nothing drifted."""
+    record = report.record
+    where = f"{record.url}: " if record.url else ""
+    before = f" ({len(record.before_record)} before the record)" if record.before_record else ""
+    return f"OK: {where}applied revisions match their files{before}."
+
+
+def fleet_log_lines(outcomes: Iterable[TenantOutcome[AppliedRecord]], revision: str | None) -> list[str]:
+    """The applied records of many tenants: with ``revision``, which tenants have it, when, by whom."""
+    lines: list[str] = []
+    for outcome in outcomes:
+        name, record = outcome.tenant.name, outcome.result
+        if record is None:
+            lines.append(f"{name}: ERROR {outcome.error}")
+            continue
+        if revision is None:
+            last = record.rows[-1] if record.rows else None
+            tail = (
+                f"; last: {last.direction} {last.revision or 'base'} {last.outcome} "
+                f"{last.applied_at:%Y-%m-%d %H:%M:%S} by {last.applied_by or '?'}@{last.host or '?'}"
+                if last is not None else ""
+            )
+            lines.append(f"{name}: at {_comma(record.heads) or 'base'}, {len(record.rows)} row(s){tail}")
+            continue
+        rows = [r for r in record.rows if r.revision == revision]
+        if not rows:
+            where = "before the record" if revision in record.before_record else "not applied"
+            lines.append(f"{name}: {revision} {where}")
+        for row in rows:
+            lines.append(
+                f"{name}: {row.direction} {revision} {row.kind} {row.outcome} "
+                f"{row.applied_at:%Y-%m-%d %H:%M:%S} by {row.applied_by or '?'}@{row.host or '?'} "
+                f"pid {row.pid if row.pid is not None else '?'}"
+            )
+    return lines

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import json
 import re
-import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -15,6 +14,7 @@ import click
 
 from ..config import Config
 from ..exceptions import ConfigError
+from ..signals import StopSignals, signal_name
 
 if TYPE_CHECKING:
     from ..tenants import FanoutReport, Tenant, TenantEvent
@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 __all__ = ["TenantOptions", "reference", "run_fanout", "tenant_options"]
 
 F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -136,7 +137,6 @@ def _parse_max_failures(text: str | None) -> int | float | None:
 
 async def _load_tenants(config: Config, options: TenantOptions) -> list[Tenant]:
     from ..tenants import (
-        FanoutReport,
         discover_schemas,
         load_tenants_file,
         sqlite_files,
@@ -159,10 +159,17 @@ async def _load_tenants(config: Config, options: TenantOptions) -> list[Tenant]:
         tenants = await discover_schemas(url, options.schemas)
     else:
         tenants = sqlite_files(options.sqlite_glob or "")
-    if options.rerun_failed:
-        wanted = FanoutReport.read(options.rerun_failed).names("failed", "skipped")
-        tenants = [t for t in tenants if t.name in wanted]
     return tenants
+
+
+def _rerun_filter(tenants: list[Tenant], options: TenantOptions) -> list[Tenant]:
+    """Keep the tenants an earlier report lists as failed or skipped (``--rerun-failed``)."""
+    from ..tenants import FanoutReport
+
+    if not options.rerun_failed:
+        return tenants
+    wanted = FanoutReport.read(options.rerun_failed).names("failed", "skipped")
+    return [t for t in tenants if t.name in wanted]
 
 
 async def reference(config: Config, options: TenantOptions, name: str | None) -> Tenant:
@@ -241,11 +248,35 @@ class _Progress:
             return
         if self.quiet:
             return
-        moved = f"{', '.join(result.from_heads) or 'base'} -> {', '.join(result.to_heads) or 'base'}"
+        moved = f"{_heads(result.from_heads)} -> {_heads(result.to_heads)}"
         detail = f"{result.status} {moved}"
         if result.status == "failed":
             detail = f"FAILED: {result.error}"
-        click.echo(f"[{self.done}/{self.total}] {result.name}: {detail} ({result.seconds:.2f}s)", err=True)
+            if result.applied:
+                detail += f" [committed: {', '.join(result.applied)}; now at {_heads(result.to_heads)}]"
+        line = f"[{self.done}/{self.total}] {result.name}: {detail} ({result.seconds:.2f}s)"
+        click.echo(printable(line), err=True)
+
+
+def _heads(heads: tuple[str, ...] | None) -> str:
+    """Revisions for a human: ``base`` when none, ``unknown`` when not known."""
+    if heads is None:
+        return "unknown"
+    return ", ".join(heads) or "base"
+
+
+def printable(text: str) -> str:
+    """One inert line of text: control characters escaped (see :func:`asyncmigrate.tenants.printable`)."""
+    from ..tenants import printable as escape
+
+    return escape(text)
+
+
+def _cell(text: str) -> Any:
+    """A table cell showing ``text`` literally: no rich markup, no control characters."""
+    from rich.text import Text
+
+    return Text(printable(text))
 
 
 def _print_summary(report: FanoutReport, operation: str) -> None:
@@ -259,7 +290,7 @@ def _print_summary(report: FanoutReport, operation: str) -> None:
         table.add_column("revision(s)")
         table.add_column("tenants", justify="right")
         for heads, count in report.histogram().items():
-            table.add_row(heads, str(count))
+            table.add_row(_cell(heads), str(count))
         console.print(table)
     failed = report.failed
     if failed:
@@ -267,42 +298,40 @@ def _print_summary(report: FanoutReport, operation: str) -> None:
         table.add_column("tenant")
         table.add_column("error")
         for result in failed[:50]:
-            table.add_row(result.name, result.error or "")
+            table.add_row(_cell(result.name), _cell(result.error or ""))
         if len(failed) > 50:
             table.add_row("...", f"{len(failed) - 50} more in the report")
         console.print(table)
     line = ", ".join(f"{n} {status}" for status, n in counts.items() if n)
     stopped = f"; stopped early: {report.stopped}" if report.stopped else ""
-    console.print(f"{len(report.results)} tenants in {report.seconds:.1f}s: {line or 'none'}{stopped}")
+    console.print(_cell(f"{len(report.results)} tenants in {report.seconds:.1f}s: {line or 'none'}{stopped}"))
 
 
-async def _run_with_signals(run: Callable[[anyio.Event], Any]) -> Any:
-    """Run ``run(stop)``: the first Ctrl-C/SIGTERM stops new work, the second cancels."""
+async def _run_with_signals(run: Callable[[anyio.Event], Awaitable[T]]) -> tuple[T | None, int | None]:
+    """Run ``run(stop)``: the first SIGINT/SIGTERM stops new work, the second cancels.
+
+    Each signal prints one line. Return the result (None when cancelled) and
+    the first signal received, if any.
+    """
     stop = anyio.Event()
-    result: list[Any] = []
-    async with anyio.create_task_group() as group:
+    result: list[T] = []
+    lead = "\n" if sys.stderr.isatty() else ""  # after the terminal's ^C
+    with anyio.CancelScope() as scope:
 
-        async def watch() -> None:
-            signals = [signal.SIGINT, signal.SIGTERM]
-            with anyio.open_signal_receiver(*signals) as received:
-                async for _ in received:
-                    if not stop.is_set():
-                        click.echo(
-                            "\nStopping: no new tenants start; in-flight ones finish "
-                            "(press again to cancel them).", err=True,
-                        )
-                        stop.set()
-                    else:
-                        click.echo("\nCancelling in-flight tenants (they roll back).", err=True)
-                        main_scope.cancel()
-                        return
+        def on_signal(signum: int) -> None:
+            name = signal_name(signum)
+            if not stop.is_set():
+                click.echo(f"{lead}{name}: stopping; no new tenants start, in-flight ones finish "
+                           "(send it again to cancel them).", err=True)
+                stop.set()
+            elif not scope.cancel_called:
+                click.echo(f"{lead}{name} again: cancelling in-flight tenants (they roll back).",
+                           err=True)
+                scope.cancel()
 
-        with anyio.CancelScope() as main_scope:
-            if sys.platform != "win32":
-                group.start_soon(watch)
+        with StopSignals(on_signal) as watch:
             result.append(await run(stop))
-        group.cancel_scope.cancel()
-    return result[0] if result else None
+    return (result[0] if result else None), watch.first
 
 
 async def run_fanout(
@@ -314,17 +343,22 @@ async def run_fanout(
     quiet: bool,
     as_json: bool,
     env: dict[str, Any],
-) -> FanoutReport:
-    """Run one command across the selected tenants and render progress; return the report."""
-    from ..tenants import FanoutReport, migrate_tenants
+) -> tuple[FanoutReport, int | None]:
+    """Run one command across the selected tenants, rendering progress; return the report and stop signal."""
+    from ..tenants import FanoutReport, migrate_tenants, select_tenants
 
     shard = _parse_shard(options.shard)
     max_failures = _parse_max_failures(options.max_failures)
-    tenants = await _load_tenants(config, options)
+    # The shard is cut from the whole source, then narrowed to an earlier report's
+    # failures: a re-run of shard I covers exactly shard I's failed tenants.
+    selection = await select_tenants(await _load_tenants(config, options), shard)
+    tenants = _rerun_filter(selection.tenants, options)
     live = options.progress if options.progress is not None else sys.stderr.isatty()
     progress = _Progress(len(tenants), live and not as_json, quiet or as_json)
     report_path = options.report
     report = FanoutReport(operation, None)
+    if selection.empty_shard:
+        click.echo(f"warning: {selection.describe_empty()}", err=True)
 
     async def run(stop: anyio.Event) -> FanoutReport:
         with progress:
@@ -340,7 +374,6 @@ async def run_fanout(
                 canary=options.canary,
                 timeout=options.timeout,
                 retries=options.retries,
-                shard=shard,
                 stop=stop,
                 on_event=progress,
                 report_path=report_path,
@@ -349,9 +382,53 @@ async def run_fanout(
             )
 
     # Cancelled (a second Ctrl-C) or not, ``report`` holds every tenant's outcome.
-    await _run_with_signals(run)
+    _, signum = await _run_with_signals(run)
+    if shard is not None:
+        report.shards = [f"{shard[0]}/{shard[1]}"]
+        if selection.empty_shard:
+            report.warnings.append(selection.describe_empty())
+        if report_path is not None:
+            report.write(report_path)
     if as_json:
         click.echo(json.dumps(report.to_dict(), indent=2))
     elif not quiet:
         _print_summary(report, operation)
-    return report
+    return report, signum
+
+
+@click.group("tenants")
+def tenants_group() -> None:
+    """Fleet-wide tools for many tenants (see also --tenants on each command)."""
+
+
+@tenants_group.group("report")
+def report_group() -> None:
+    """Work with fan-out reports (--report FILE)."""
+
+
+@report_group.command("merge")
+@click.argument("reports", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("-o", "--output", metavar="FILE", help="Write the merged fleet report here.")
+@click.option("--json", "as_json", is_flag=True, help="Print the merged report as JSON.")
+def merge_cmd(reports: tuple[str, ...], output: str | None, as_json: bool) -> None:
+    """Merge the reports of a fleet's shards into one; exit 1 unless every tenant succeeded.
+
+    Also exits 1 when shards of the split are missing (their tenants are unaccounted for).
+    """
+    from ..tenants import FanoutReport, merge_reports
+    from .app import fail
+
+    try:
+        merged = merge_reports([FanoutReport.read(path) for path in reports])
+    except ConfigError as exc:
+        fail(str(exc))
+    if output is not None:
+        merged.write(output)
+    if as_json:
+        click.echo(json.dumps(merged.to_dict(), indent=2))
+    else:
+        _print_summary(merged, merged.operation)
+    for warning in merged.warnings:
+        click.echo(printable(f"warning: {warning}"), err=True)
+    missing = any(w.startswith("shard report(s) missing") for w in merged.warnings)
+    sys.exit(1 if missing else merged.exit_code)

@@ -14,9 +14,8 @@ SQLAlchemy's own DDL constructs (``CreateTable``, ``AddConstraint``,
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, TextIO
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, TextIO
 
 from sqlalchemy import Column, MetaData, PrimaryKeyConstraint, String, Table, cast, text
 from sqlalchemy.engine import Connection, CursorResult, Dialect
@@ -38,18 +37,28 @@ from sqlalchemy.sql.expression import Executable, TableClause
 from sqlalchemy.sql.type_api import TypeEngine
 from sqlalchemy.types import NullType
 
+from ..masking import get_logger
 from . import base
 from .base import InlineLiteral, ServerDefaultArgument
 
 if TYPE_CHECKING:
     from ..operations.batch import BatchOperationsImpl, TableRecreate
-    from ..runtime.pipeline import StatementPipeline
 
-__all__ = ["DefaultImpl", "impl_for_dialect"]
+__all__ = ["DefaultImpl", "StatementSender", "impl_for_dialect"]
 
-log = logging.getLogger("asyncmigrate.ddl")
+log = get_logger("asyncmigrate.ddl")
 
 _REGISTRY: dict[str, type[DefaultImpl]] = {}
+
+
+class StatementSender(Protocol):
+    """Sends answer-less statements a shorter way than SQLAlchemy (set by the runtime, online)."""
+
+    def send(
+        self, construct: Executable, execution_options: Any, multiparams: Any, params: Any
+    ) -> bool:
+        """Send ``construct`` now if it needs no answer; return whether it was sent."""
+        ...
 
 
 class DefaultImpl:
@@ -92,8 +101,9 @@ class DefaultImpl:
         self.memo: dict[str, Any] = {}
         if transactional_ddl is not None:
             self.transactional_ddl = transactional_ddl
-        #: Set by the runtime to queue answer-less statements (see runtime.pipeline).
-        self.pipeline: StatementPipeline | None = None
+        #: Set by the runtime while it runs online: sends answer-less statements
+        #: in one round trip each (see :mod:`asyncmigrate.runtime.statements`).
+        self.sender: StatementSender | None = None
         if self.as_sql and not self.literal_binds:
             self.literal_binds = True
 
@@ -136,8 +146,8 @@ class DefaultImpl:
             return None
         if self.connection is None:  # pragma: no cover - online always has a connection
             raise RuntimeError("No connection to execute on")
-        pipeline = self.pipeline
-        if pipeline is not None and pipeline.accept(construct, execution_options, multiparams, params):
+        sender = self.sender
+        if sender is not None and sender.send(construct, execution_options, multiparams, params):
             return None
         conn = self.connection
         if execution_options:
@@ -379,7 +389,7 @@ class DefaultImpl:
         """Add a constraint with ``ALTER TABLE ... ADD`` (skipped when its type says so)."""
         rule = const._create_rule
         if rule is None or rule(self):
-            self._exec(AddConstraint(const, isolate_from_table=True))
+            self._exec(AddConstraint(const))  # kept out of CREATE TABLE (SQLAlchemy's default)
 
     def drop_constraint(self, const: Constraint, **kw: Any) -> None:
         """Drop a constraint by name (``if_exists=True`` adds ``IF EXISTS``)."""

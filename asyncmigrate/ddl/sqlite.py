@@ -8,7 +8,6 @@ which copies the table (see :mod:`asyncmigrate.operations.batch`).
 
 from __future__ import annotations
 
-import logging
 from typing import TYPE_CHECKING, Any, Literal
 
 from sqlalchemy import (
@@ -28,6 +27,7 @@ from sqlalchemy.schema import Computed, Constraint, DefaultClause, Table
 from sqlalchemy.sql.elements import ClauseElement
 
 from ..exceptions import CommandError
+from ..masking import get_logger
 from .base import AddColumn, ColumnName, add_column, alter_table, format_column_name
 from .impl import DefaultImpl
 from .sqlite_schema import TableSpec, parse_create_index, parse_create_table
@@ -41,7 +41,7 @@ if TYPE_CHECKING:
 
 __all__ = ["SQLiteImpl"]
 
-log = logging.getLogger("asyncmigrate.ddl")
+log = get_logger("asyncmigrate.ddl")
 
 _BATCH_HINT = (
     "use op.batch_alter_table(), which recreates the table with the change (copy and move)"

@@ -35,6 +35,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+import traceback
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
@@ -46,9 +47,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from .. import command
 from ..config import Config
-from ..events import StepEventHandler
+from ..events import StepEvent, StepEventHandler
 from ..exceptions import CommandError, MigrationError
+from ..masking import get_logger
 from ..results import MigrationResult
+from ..signals import StopSignals, signal_name
 from ..urls import mask_password, mask_passwords_in
 
 if TYPE_CHECKING:
@@ -65,7 +68,7 @@ __all__ = [
     "readiness",
 ]
 
-log = logging.getLogger("asyncmigrate.lifespan")
+log = get_logger("asyncmigrate.lifespan")
 
 #: Where a start-up migration is.
 StartupState: TypeAlias = Literal["pending", "migrating", "ready", "failed"]
@@ -301,7 +304,13 @@ class MigrationLifespan:
 
     @asynccontextmanager
     async def _app_context(self, app: Any) -> AsyncIterator[dict[str, Any]]:
-        async with self.run() as status:
+        async with AsyncExitStack() as stack:
+            try:
+                status = await stack.enter_async_context(self.run())
+            except Exception as exc:
+                # The ERROR line said it all; the server's copy of the traceback would bury it.
+                _drop_server_traceback(exc)
+                raise
             state: dict[str, Any] = {self.state_key: status}
             if self.app_lifespan is None:
                 yield state
@@ -344,6 +353,33 @@ class MigrationLifespan:
     async def _start(self, status: StartupStatus) -> None:
         status.state = "migrating"
         status.started_at = time.time()
+        # A server's SIGTERM/SIGINT (uvicorn waits for start-up to end before it
+        # acts on one) cancels the migration: rolled back, lock released.
+        with anyio.CancelScope() as scope, StopSignals(lambda _: scope.cancel(), chain=True) as stops:
+            try:
+                await self._migrate(status)
+            except Exception:
+                if stops.first is None:
+                    raise
+                log.debug("asyncmigrate: error while stopping the start-up migration", exc_info=True)
+                scope.cancel()
+        if stops.first is None or not scope.cancel_called:
+            stops.resend_unhandled()  # no server handles it: the default action, now
+            return  # migrated (a signal that came after is the server's business)
+        status.state = "failed"
+        status.error = f"interrupted by {signal_name(stops.first)}"
+        status.finished_at = time.time()
+        log.error(
+            "asyncmigrate: start-up migration to %s interrupted by %s: stopped and rolled back, "
+            "the lock released; the application will not start",
+            self.target, signal_name(stops.first),
+        )
+        # Nothing of the application started: end as the signal asks (exit 143, 130).
+        stops.end_process()
+        status.exception = MigrationError(f"start-up migration {status.error}")
+        raise status.exception
+
+    async def _migrate(self, status: StartupStatus) -> None:
         try:
             if self.migrate_database:
                 await self._migrate_database(status)
@@ -367,6 +403,21 @@ class MigrationLifespan:
         status.state = "ready"
         status.finished_at = time.time()
 
+    def _step_handler(self) -> StepEventHandler:
+        """The caller's ``on_step``, after a warning for each step retried on a lock timeout.
+
+        A start-up that waits for a table lock is worth an operator's notice.
+        """
+        given = self.on_step
+
+        def handle(event: StepEvent) -> None:
+            if event.kind == "retrying":
+                log.warning("asyncmigrate: %s", event.error)
+            if given is not None:
+                given(event)
+
+        return handle
+
     async def _migrate_database(self, status: StartupStatus) -> None:
         where = self._where()
         log.debug("asyncmigrate: checking %s against %s", where, self.target)
@@ -375,7 +426,7 @@ class MigrationLifespan:
             self.target,
             url=self.url,
             engine=self.engine,
-            on_step=self.on_step,
+            on_step=self._step_handler(),
             lock=self.lock,
             lock_timeout=self.lock_timeout,
         )
@@ -446,6 +497,36 @@ class MigrationLifespan:
                 )
         finally:
             finished.set()
+
+
+class _OneTraceback(logging.Filter):
+    """Drop the one log record that is the formatted traceback of a given exception."""
+
+    def __init__(self, logger: logging.Logger, exc: BaseException) -> None:
+        super().__init__()
+        self.logger = logger
+        self.last_line = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if message.startswith("Traceback") and message.rstrip().endswith(self.last_line):
+            self.logger.removeFilter(self)
+            return False
+        return True
+
+
+def _drop_server_traceback(exc: BaseException) -> None:
+    """Keep the server from logging ``exc``'s traceback after the lifespan's one ERROR line.
+
+    Starlette reports a lifespan that raised with its formatted traceback,
+    and uvicorn logs it on ``uvicorn.error``; the one line asyncmigrate
+    logged already names the target, the database and the cause (the
+    exception stays on :attr:`StartupStatus.exception`).
+    """
+    logger = logging.getLogger("uvicorn.error")
+    for stale in [f for f in logger.filters if isinstance(f, _OneTraceback)]:
+        logger.removeFilter(stale)  # an earlier start-up's, never logged (not uvicorn)
+    logger.addFilter(_OneTraceback(logger, exc))
 
 
 def lifespan(

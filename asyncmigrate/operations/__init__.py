@@ -1,9 +1,17 @@
-"""The ``op`` API: Alembic's directive set, as immutable operation objects executed per dialect."""
+"""The ``op`` API: Alembic's directive set, as operation objects executed per dialect."""
 
 from __future__ import annotations
 
 from . import ops, toimpl
 from .base import AbstractOperations, BatchOperations, Operations
-from .ops import MigrateOperation
+from .ops import MigrateOperation, MigrationScript
 
-__all__ = ["AbstractOperations", "BatchOperations", "MigrateOperation", "Operations", "ops", "toimpl"]
+__all__ = [
+    "AbstractOperations",
+    "BatchOperations",
+    "MigrateOperation",
+    "MigrationScript",
+    "Operations",
+    "ops",
+    "toimpl",
+]

@@ -19,8 +19,10 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar, overload
 from sqlalchemy.sql.elements import conv
 from sqlalchemy.util import immutabledict
 
+from ..compat import extensions
 from ..ddl.base import InlineLiteral
 from . import ops
+from .observe import observed
 from .schemaobj import SchemaObjects
 
 if TYPE_CHECKING:
@@ -147,8 +149,28 @@ class AbstractOperations:
         for klass in type(operation).__mro__:
             fn = self._to_impl.get(klass)
             if fn is not None:
+                with observed(self, operation):
+                    return fn(self, operation)
+        # An operation of the real Alembic's: its own kind runs as ours, a plugin's as registered there.
+        own = extensions.to_own(operation)
+        if own is not operation:
+            return self.invoke(own)
+        fn = extensions.alembic_implementation(operation, self.migration_context.impl.__dialect__)
+        if fn is not None:
+            with observed(self, operation):
                 return fn(self, operation)
         raise NotImplementedError(f"No implementation is registered for {type(operation).__name__}")
+
+    if not TYPE_CHECKING:  # keep mypy's attribute checks on asyncmigrate's own code
+
+        def __getattr__(self, name: str) -> Any:
+            # A directive a plugin registered on the real Alembic's Operations
+            # (alembic_utils' create_entity, alembic-postgresql-enum's sync_enum_values).
+            if not name.startswith("_"):
+                directive = extensions.alembic_directive(self, name)
+                if directive is not None:
+                    return directive
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     # -- batch ---------------------------------------------------------------------------------
 
@@ -222,20 +244,11 @@ class AbstractOperations:
 
     def get_context(self) -> MigrationContext:
         """Return the running :class:`~asyncmigrate.runtime.MigrationContext`."""
-        self._mark_dynamic()
         return self._context
 
     def get_bind(self) -> Connection:
         """Return the connection the migration runs on (a SQL-rendering mock offline)."""
-        self._mark_dynamic()
         return self._context.impl.bind  # type: ignore[return-value]
-
-    def _mark_dynamic(self) -> None:
-        # The context and the connection expose per-tenant state (the URL, the
-        # tenant): stop sharing this step's compiled SQL with other tenants.
-        pipeline = self._context.impl.pipeline
-        if pipeline is not None:
-            pipeline.mark_dynamic()
 
     def f(self, name: str) -> conv:
         """Mark ``name`` as final, so naming conventions leave it unchanged."""
@@ -283,30 +296,6 @@ class AbstractOperations:
         return await_only(async_function(async_conn, *args, **kw_args))
 
 
-#: Operations that emit only DDL: their SQL may be shared across tenants. All return
-#: nothing but ``create_table``, whose ``Table`` is shared with its SQL (see ``invoke``).
-_SHAREABLE_OPERATIONS: tuple[type[ops.MigrateOperation], ...] = (
-    ops.AddColumnOp,
-    ops.AddConstraintOp,
-    ops.AlterColumnOp,
-    ops.CreateIndexOp,
-    ops.CreateTableOp,
-    ops.CreateTableCommentOp,
-    ops.DropColumnOp,
-    ops.DropConstraintOp,
-    ops.DropIndexOp,
-    ops.DropTableCommentOp,
-    ops.DropTableOp,
-    ops.RenameTableOp,
-)
-
-
-def _shareable_result(result: Any) -> bool:
-    from sqlalchemy import Table
-
-    return result is None or isinstance(result, Table)
-
-
 class Operations(AbstractOperations):
     """Give revision files Alembic's ``op`` directives over one migration context.
 
@@ -319,39 +308,6 @@ class Operations(AbstractOperations):
 
     def __init__(self, migration_context: MigrationContext, impl: DefaultImpl | None = None) -> None:
         super().__init__(migration_context, impl)
-
-    @overload
-    def invoke(self, operation: ops.CreateTableOp) -> Table: ...
-
-    @overload
-    def invoke(self, operation: ops.MigrateOperation) -> Any: ...
-
-    def invoke(self, operation: ops.MigrateOperation) -> Any:
-        """Execute ``operation``; in a fan-out, share the SQL of DDL-only operations.
-
-        When many tenants run the same tenant-independent step, an operation
-        that only emits DDL is built and compiled for the first tenant and
-        replayed as SQL for the others (see :mod:`asyncmigrate.runtime.pipeline`).
-        ``create_table`` hands every tenant the ``Table`` the first one built:
-        revisions read it (``op.bulk_insert(table, rows)``), and building the
-        same table again for each tenant is most of a fan-out's Python time.
-        """
-        pipeline = self._context.impl.pipeline
-        if (
-            pipeline is None
-            or not isinstance(operation, _SHAREABLE_OPERATIONS)
-            or getattr(operation, "_namespace_metadata", None) is not None
-        ):
-            return super().invoke(operation)
-        key = pipeline.op_key(operation)
-        if key is None:
-            return super().invoke(operation)
-        known, result = pipeline.replay(key)
-        if known:
-            return result
-        return pipeline.record(
-            key, lambda: super(Operations, self).invoke(operation), _shareable_result
-        )
 
     # -- tables --------------------------------------------------------------------------------
 
@@ -675,6 +631,14 @@ class BatchOperations(AbstractOperations):
     """
 
     impl: BatchOperationsImpl  # type: ignore[assignment]
+
+    def invoke(self, operation: ops.MigrateOperation) -> Any:
+        """Record ``operation`` in the block, noting it on the calls it records."""
+        self.impl.recording = operation
+        try:
+            return super().invoke(operation)
+        finally:
+            self.impl.recording = None
 
     def _table(self) -> tuple[str, str | None]:
         return self.impl.table_name, self.impl.schema

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import heapq
 import itertools
-import logging
 import re
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
@@ -39,6 +38,8 @@ from sqlalchemy.sql.schema import SchemaEventTarget
 from sqlalchemy.types import NULLTYPE
 
 from ..exceptions import CommandError
+from ..masking import get_logger
+from .observe import observed
 from .schemaobj import constraint_name_defined, is_type_bound
 
 if TYPE_CHECKING:
@@ -47,10 +48,11 @@ if TYPE_CHECKING:
 
     from ..ddl.impl import DefaultImpl
     from .base import AbstractOperations
+    from .ops import MigrateOperation
 
 __all__ = ["BatchCall", "BatchOperationsImpl", "TableRecreate"]
 
-log = logging.getLogger("asyncmigrate.operations.batch")
+log = get_logger("asyncmigrate.operations.batch")
 
 #: Prefix of the temporary table a recreate builds (Alembic's, so leftovers look familiar).
 TEMP_PREFIX = "_alembic_tmp_"
@@ -63,6 +65,8 @@ class BatchCall:
     name: str
     args: tuple[Any, ...]
     kwargs: dict[str, Any] = field(default_factory=dict)
+    #: The operation whose invocation recorded this call (what an observer is told at flush).
+    operation: MigrateOperation | None = None
 
 
 class BatchOperationsImpl:
@@ -101,6 +105,8 @@ class BatchOperationsImpl:
         self.naming_convention = naming_convention
         self.partial_reordering = partial_reordering
         self.batch: list[BatchCall] = []
+        #: The operation being invoked on the block while it records its calls.
+        self.recording: MigrateOperation | None = None
 
     @property
     def impl(self) -> DefaultImpl:
@@ -127,7 +133,8 @@ class BatchOperationsImpl:
         """Apply the recorded calls: replayed as ALTERs, or through a table recreate."""
         if not self._should_recreate():
             for call in self.batch:
-                getattr(self.impl, call.name)(*call.args, **call.kwargs)
+                with observed(self.operations, call.operation):
+                    getattr(self.impl, call.name)(*call.args, **call.kwargs)
             return
         existing, reflected = self._existing_table()
         recreate = TableRecreate(
@@ -179,7 +186,7 @@ class BatchOperationsImpl:
     # -- the recorded vocabulary --------------------------------------------------------------
 
     def _record(self, _method: str, *args: Any, **kwargs: Any) -> None:
-        self.batch.append(BatchCall(_method, args, kwargs))
+        self.batch.append(BatchCall(_method, args, kwargs, self.recording))
 
     def add_column(self, *args: Any, **kw: Any) -> None:
         """Record ``add_column``; placing it (``insert_before``/``insert_after``) needs a recreate."""

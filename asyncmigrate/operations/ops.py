@@ -7,11 +7,10 @@ with (:meth:`to_diff_tuple`). Class names, constructor arguments and
 attributes are Alembic's, so ``process_revision_directives`` hooks and
 operation plugins written for Alembic work on them.
 
-Single operations are immutable once built: derive a changed copy with
-:meth:`MigrateOperation.replace`. The containers that autogenerate fills
-in step by step -- :class:`MigrationScript`, :class:`UpgradeOps`,
-:class:`DowngradeOps`, :class:`ModifyTableOps` and :class:`AlterColumnOp`
--- stay mutable, as hooks rewrite them in place.
+As in Alembic, operations are plain mutable objects: a
+``process_revision_directives`` hook may change one in place
+(``op.if_not_exists = True``) or derive a changed copy with
+:meth:`MigrateOperation.replace`.
 
 Executing an operation is :mod:`asyncmigrate.operations.toimpl`'s job;
 turning it into SQL is the dialect implementation's.
@@ -82,42 +81,18 @@ _AC = TypeVar("_AC", bound="type[AddConstraintOp]")
 _Op = TypeVar("_Op", bound="MigrateOperation")
 
 
-class _OperationMeta(type):
-    """Freeze immutable operations once their constructor has run."""
-
-    def __call__(cls, *args: Any, **kw: Any) -> Any:
-        instance = super().__call__(*args, **kw)
-        if getattr(cls, "_immutable", False):
-            object.__setattr__(instance, "_frozen", True)
-        return instance
-
-
-class MigrateOperation(metaclass=_OperationMeta):
+class MigrateOperation:
     """Describe one migration change (or, for containers, a group of them).
 
     Subclasses set every constructor argument as an attribute. The base
-    class owns immutability, :attr:`info` and :meth:`replace`; what an
-    operation does to a database is registered separately with
-    :meth:`Operations.implementation_for`.
+    class owns :attr:`info` and :meth:`replace`; what an operation does to
+    a database is registered separately with
+    :meth:`Operations.implementation_for`. Instances are mutable, as
+    Alembic's are.
     """
 
-    #: Whether instances refuse attribute assignment after construction.
-    _immutable: ClassVar[bool] = False
-    #: Attributes that stay assignable on immutable operations (rewriter bookkeeping).
-    _assignable: ClassVar[frozenset[str]] = frozenset({"_mutations"})
+    #: Rewriters that already produced this operation (:class:`~asyncmigrate.autogenerate.Rewriter`).
     _mutations: frozenset[Any] = frozenset()
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        if self.__dict__.get("_frozen") and name not in self._assignable:
-            raise AttributeError(
-                f"{type(self).__name__} is immutable; use .replace({name}=...) for a changed copy"
-            )
-        object.__setattr__(self, name, value)
-
-    def __delattr__(self, name: str) -> None:
-        if self.__dict__.get("_frozen"):
-            raise AttributeError(f"{type(self).__name__} is immutable")
-        object.__delattr__(self, name)
 
     @property
     def info(self) -> dict[Any, Any]:
@@ -137,7 +112,7 @@ class MigrateOperation(metaclass=_OperationMeta):
         for name, value in changes.items():
             if name not in self.__dict__ and not hasattr(type(self), name):
                 raise AttributeError(f"{type(self).__name__} has no attribute {name!r}")
-            object.__setattr__(clone, name, value)
+            setattr(clone, name, value)
         return clone
 
     def reverse(self) -> MigrateOperation:
@@ -180,7 +155,6 @@ def _qualified(table_name: str | None, schema: str | None) -> str:
 class AddConstraintOp(MigrateOperation):
     """Add a constraint to an existing table (base of the ``create_*constraint`` operations)."""
 
-    _immutable = True
     #: Constraint ``__visit_name__`` -> the operation class that describes adding it.
     _by_visit_name: ClassVar[dict[str, type[AddConstraintOp]]] = {}
 
@@ -233,7 +207,6 @@ class AddConstraintOp(MigrateOperation):
 class DropConstraintOp(MigrateOperation):
     """Drop a constraint by name; ``type_`` is its kind (``foreignkey``, ``primary``, ...)."""
 
-    _immutable = True
 
     def __init__(
         self,
@@ -599,7 +572,6 @@ class CreateExcludeConstraintOp(AddConstraintOp):
 class CreateIndexOp(MigrateOperation):
     """Create an index over columns and/or SQL expressions."""
 
-    _immutable = True
 
     def __init__(
         self,
@@ -663,7 +635,6 @@ class CreateIndexOp(MigrateOperation):
 class DropIndexOp(MigrateOperation):
     """Drop an index by name."""
 
-    _immutable = True
 
     def __init__(
         self,
@@ -729,7 +700,6 @@ class CreateTableOp(MigrateOperation):
     keyword arguments; the rest stay in :attr:`kw`.
     """
 
-    _immutable = True
 
     def __init__(
         self,
@@ -806,7 +776,6 @@ class CreateTableOp(MigrateOperation):
 class DropTableOp(MigrateOperation):
     """Drop a table; ``table_kw`` are keyword arguments of its ``Table``."""
 
-    _immutable = True
 
     def __init__(
         self,
@@ -877,7 +846,6 @@ class DropTableOp(MigrateOperation):
 class AlterTableOp(MigrateOperation):
     """Change one existing table (base of the column and comment operations)."""
 
-    _immutable = True
 
     def __init__(self, table_name: str, *, schema: str | None = None) -> None:
         self.table_name = table_name
@@ -998,7 +966,6 @@ class AlterColumnOp(AlterTableOp):
     ``insert_before``/``insert_after``) travel in :attr:`kw`.
     """
 
-    _immutable = False
 
     def __init__(
         self,
@@ -1274,7 +1241,6 @@ class DropColumnOp(AlterTableOp):
 class BulkInsertOp(MigrateOperation):
     """Insert rows (dictionaries) into a table."""
 
-    _immutable = True
 
     def __init__(
         self,
@@ -1296,7 +1262,6 @@ class BulkInsertOp(MigrateOperation):
 class ExecuteSQLOp(MigrateOperation):
     """Execute a SQL string or statement."""
 
-    _immutable = True
 
     def __init__(
         self,
@@ -1412,6 +1377,8 @@ class MigrationScript(MigrateOperation):
 
     _upgrade_ops: list[UpgradeOps]
     _downgrade_ops: list[DowngradeOps]
+    #: Set once autogenerate has filled the script in (its code is rendered, not a template stub).
+    _needs_render: bool = False
 
     def __init__(
         self,
@@ -1492,3 +1459,46 @@ class MigrationScript(MigrateOperation):
     def description(self) -> str:
         """A one-line human description of the script."""
         return f"Revision {self.rev_id}: {self.message or ''}".rstrip(": ")
+
+
+# -- Alembic's directive classmethods ---------------------------------------------------------
+#
+# Alembic's operation classes carry the directives as classmethods taking the
+# ``Operations`` first (``AddColumnOp.add_column(operations, "t", col)``), and plugin
+# code calls them so. Here each runs the directive of the same name on ``operations``.
+
+
+def _directive_classmethod(op_cls: type[MigrateOperation], name: str, directive: str) -> None:
+    def call(cls: type[MigrateOperation], operations: Any, *args: Any, **kw: Any) -> Any:
+        return getattr(operations, directive)(*args, **kw)
+
+    call.__name__ = name
+    call.__qualname__ = f"{op_cls.__name__}.{name}"
+    call.__doc__ = f"Run ``operations.{directive}(...)`` (Alembic's classmethod form of the directive)."
+    setattr(op_cls, name, classmethod(call))
+
+
+for _op_cls, _directive, _batch in [
+    (AddColumnOp, "add_column", True),
+    (AlterColumnOp, "alter_column", True),
+    (BulkInsertOp, "bulk_insert", False),
+    (CreateCheckConstraintOp, "create_check_constraint", True),
+    (CreateExcludeConstraintOp, "create_exclude_constraint", True),
+    (CreateForeignKeyOp, "create_foreign_key", True),
+    (CreateIndexOp, "create_index", True),
+    (CreatePrimaryKeyOp, "create_primary_key", True),
+    (CreateTableCommentOp, "create_table_comment", True),
+    (CreateUniqueConstraintOp, "create_unique_constraint", True),
+    (DropColumnOp, "drop_column", True),
+    (DropConstraintOp, "drop_constraint", True),
+    (DropIndexOp, "drop_index", True),
+    (DropTableCommentOp, "drop_table_comment", True),
+    (DropTableOp, "drop_table", False),
+    (ExecuteSQLOp, "execute", True),
+    (RenameTableOp, "rename_table", False),
+    (CreateTableOp, "create_table", False),
+]:
+    _directive_classmethod(_op_cls, _directive, _directive)
+    if _batch:
+        _directive_classmethod(_op_cls, f"batch_{_directive}", _directive)
+del _op_cls, _directive, _batch

@@ -241,6 +241,10 @@ class RevisionGraph:
 
     # -- resolving identifiers --------------------------------------------------------
 
+
+    def get_current_head(self, branch_label: str | None = None) -> str | None:
+        """Return :meth:`current_head` (Alembic's ``RevisionMap`` name for it)."""
+        return self.current_head(branch_label)
     def resolve_symbols(self, id_: RevisionIdentifiers) -> tuple[tuple[str, ...], str | None]:
         """Split off a ``label@`` prefix and expand ``head``/``heads``/``base``.
 

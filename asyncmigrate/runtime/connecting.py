@@ -24,7 +24,6 @@ takes it for its first connection only if it would open exactly the same one
 from __future__ import annotations
 
 import asyncio
-import logging
 from typing import Any
 
 from sqlalchemy import event
@@ -32,10 +31,11 @@ from sqlalchemy.engine import Connection, Dialect, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from .._greenlet import await_in_loop
+from ..masking import get_logger
 
 __all__ = ["EarlyConnection", "answer_first_connect"]
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 # What PostgreSQL's dialect asks on the first connection, each answered by a column of _PG_FACTS.
 _PG_QUESTIONS = (
@@ -140,6 +140,10 @@ def _initialize_with(
         return ask_server(statement, parameters, execution_options)
 
     def get_default_isolation_level(dbapi_connection: Any) -> Any:
+        # SQLAlchemy asks inside a transaction its adapter begins: at the server's default
+        # level only when the adapter names none (SQLAlchemy 2.0 names READ COMMITTED).
+        if getattr(dbapi_connection, "isolation_level", None) is not None:
+            return level_from_server(dbapi_connection)
         try:
             return level_from_server(_AnsweringDBAPIConnection(answers))  # type: ignore[arg-type]
         except _Unanswered:
@@ -200,7 +204,7 @@ class EarlyConnection:
     async def _open(self) -> Any:
         import asyncpg  # type: ignore[import-untyped]
 
-        from .migration import PG_VERSION_READ
+        from .version_table import PG_VERSION_READ
 
         raw = await asyncpg.connect(*self._args, **self._params)
         try:

@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractContextManager, asynccontextmanager
 from typing import TYPE_CHECKING, Any, Literal, TextIO, TypeVar, overload
 
+import anyio
 from sqlalchemy import pool
 from sqlalchemy.engine import Connection
 from sqlalchemy.engine.url import URL
@@ -13,7 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from sqlalchemy.sql.expression import Executable
 
 from .._greenlet import await_in_loop, in_loop_greenlet
-from ..exceptions import CommandError, ConfigError
+from ..exceptions import CommandError, ConfigError, ConnectionFailedError
+from ..urls import mask_password
 from .connecting import EarlyConnection, answer_first_connect
 from .local import bind_environment
 from .migration import MigrationContext
@@ -25,7 +27,50 @@ if TYPE_CHECKING:
     from ..ddl import DefaultImpl
     from ..script import ScriptDirectory
 
-__all__ = ["EnvironmentContext"]
+__all__ = ["DEFAULT_CONNECT_TIMEOUT", "EnvironmentContext", "connect_timeout", "connected"]
+
+#: Seconds to wait for a database connection before giving up (``connect_timeout``).
+DEFAULT_CONNECT_TIMEOUT = 30.0
+
+
+def connect_timeout(config: Config) -> float | None:
+    """The configured ``connect_timeout`` in seconds (default 30; ``0`` for none).
+
+    :raises ConfigError: when it is not a number.
+    """
+    configured = config.get_alembic_option("connect_timeout")
+    if configured is None or configured == "":
+        return DEFAULT_CONNECT_TIMEOUT
+    try:
+        seconds = float(configured)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"connect_timeout must be a number of seconds, not {configured!r}") from exc
+    return seconds if seconds > 0 else None
+
+
+@asynccontextmanager
+async def connected(engine: AsyncEngine, timeout: float | None) -> AsyncIterator[AsyncConnection]:
+    """Connect through ``engine``, giving up after ``timeout`` seconds with one clear error.
+
+    A server that accepts the TCP connection and never answers (a stalled
+    proxy, a hung host) would otherwise keep the command waiting for as
+    long as the driver's own limit, if it has one.
+
+    :raises ConnectionFailedError: when no connection is made in time.
+    """
+    connection = engine.connect()
+    try:
+        with anyio.fail_after(timeout):
+            await connection.start()
+    except TimeoutError as exc:
+        waited = f"within {timeout:g}s (connect_timeout)" if timeout else "in the driver's time limit"
+        where = mask_password(engine.url)
+        raise ConnectionFailedError(f"Cannot connect to {where}: no answer {waited}") from exc
+    try:
+        yield connection
+    finally:
+        with anyio.CancelScope(shield=True):  # as AsyncConnection.__aexit__ does
+            await connection.close()
 
 T = TypeVar("T")
 
@@ -64,7 +109,6 @@ class EnvironmentContext:
     @property
     def config(self) -> Config:
         """The run's :class:`~asyncmigrate.Config` (each tenant has its own copy)."""
-        self._mark_tenant_dependent()
         return self._config
 
     # -- what the command asked for -----------------------------------------------------
@@ -262,15 +306,7 @@ class EnvironmentContext:
     @property
     def tenant(self) -> Any:
         """The :class:`~asyncmigrate.tenants.Tenant` being migrated, or None outside a fan-out."""
-        self._mark_tenant_dependent()
         return self.context_opts.get("tenant")
-
-    def _mark_tenant_dependent(self) -> None:
-        # A migration that looks at what differs per tenant may emit tenant-specific
-        # DDL: stop sharing compiled statements with other tenants for its step.
-        for ctx in self.migration_contexts:
-            if ctx.impl.pipeline is not None:
-                ctx.impl.pipeline.mark_dynamic()
 
     @property
     def url(self) -> str | None:
@@ -299,7 +335,7 @@ class EnvironmentContext:
         if engine is not None:
             if not isinstance(engine, AsyncEngine):
                 raise CommandError(f"Expected an AsyncEngine, got {type(engine).__name__}")
-            async with engine.connect() as connection:
+            async with connected(engine, self.connect_timeout) as connection:
                 yield connection
             return
         url = self.url
@@ -315,10 +351,15 @@ class EnvironmentContext:
         else:
             answer_first_connect(owned)
         try:
-            async with owned.connect() as connection:
+            async with connected(owned, self.connect_timeout) as connection:
                 yield connection
         finally:
             await owned.dispose()
+
+    @property
+    def connect_timeout(self) -> float | None:
+        """Seconds :meth:`connect` waits for a connection (``connect_timeout``; 0 waits forever)."""
+        return connect_timeout(self.config)
 
     async def close_early_connection(self) -> None:
         """Close the connection opened early for this run if env.py did not take it."""

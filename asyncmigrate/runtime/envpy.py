@@ -26,8 +26,10 @@ from pathlib import Path
 from typing import Any
 
 from .._greenlet import await_in_loop, run_sync_in_loop
+from ..compat.alembic_logging import follow_alembic_logger
 from ..config import Config
 from ..exceptions import ScriptError
+from ..masking import SQL_ECHO_LOGGER, get_logger
 from ..script.directory import resolve_location
 from ..script.loader import routed_builtins
 from .connecting import EarlyConnection
@@ -65,13 +67,14 @@ def _file_config(fname: Any, defaults: Any = None, disable_existing_loggers: boo
         key = (os.path.abspath(fname), stat.st_mtime_ns)
     except (TypeError, OSError):
         key = None
-    if key is not None and key in _LOGGING_APPLIED:
-        return
-    logging.config.fileConfig(
-        fname, defaults, disable_existing_loggers=disable_existing_loggers, encoding=encoding
-    )
-    if key is not None:
-        _LOGGING_APPLIED.add(key)
+    if key is None or key not in _LOGGING_APPLIED:
+        logging.config.fileConfig(
+            fname, defaults, disable_existing_loggers=disable_existing_loggers, encoding=encoding
+        )
+        if key is not None:
+            _LOGGING_APPLIED.add(key)
+    follow_alembic_logger()  # [logger_alembic] governs asyncmigrate's lines too
+    get_logger(SQL_ECHO_LOGGER)  # [logger_sqlalchemy] at INFO echoes SQL: masked too
 
 
 class _EnvLoggingConfig(types.ModuleType):
@@ -165,6 +168,7 @@ async def run_env(environment: EnvironmentContext) -> None:
     """Execute the script directory's env.py for ``environment`` in the running loop."""
     path = Path(environment.script.env_py_location)
     code, _ = _compile(path)
+    follow_alembic_logger()
     with environment:
         try:
             await run_sync_in_loop(_execute, code, path)

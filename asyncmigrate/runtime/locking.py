@@ -11,33 +11,38 @@
 Session locks die with their connection, so a crashed migrator never leaves
 a lock behind. Waiting polls without blocking the event loop and gives up
 with :class:`~asyncmigrate.exceptions.LockTimeoutError`.
+
+:meth:`MigrationLock.holding` is the lock's whole life for one run, as one
+context manager: it waits for the lock, and on the way out gives it back
+exactly once -- in the same round trip as the run's ``COMMIT`` where the
+driver allows (:meth:`LockHold.fold_release`), else with a statement of its
+own. If giving it back fails, the connection is invalidated: a pooled
+connection never goes back to its pool holding the lock.
 """
 
 from __future__ import annotations
 
 import hashlib
-import logging
 import os
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Any
+from typing import IO
 
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
-from .._greenlet import await_in_loop, in_loop_greenlet, sleep
+from .._greenlet import sleep
 from ..config import DEFAULT_LOCK_TIMEOUT
 from ..exceptions import LockTimeoutError
+from ..masking import get_logger
+from .drivers import Driver
+from .version_table import quote_literal
 
-__all__ = ["DEFAULT_LOCK_TIMEOUT", "MigrationLock", "lock_for", "sql_literal"]
+__all__ = ["DEFAULT_LOCK_TIMEOUT", "LockHold", "MigrationLock", "lock_for"]
 
-log = logging.getLogger(__name__)
-
-
-_PG_KEY = (
-    "hashtextextended(current_database() || '/' || coalesce(CAST(:schema AS text), "
-    "current_schema()) || '/' || CAST(:table AS text), 0)"
-)
+log = get_logger(__name__)
 
 
 class MigrationLock:
@@ -47,29 +52,35 @@ class MigrationLock:
         self.version_table = version_table
         self.schema = schema
         self.held = False
+        self.transactional = False
+        """Whether the lock lives and dies with the caller's transaction (not given back by us)."""
 
     def describe(self) -> str:
         """Name what the lock protects, for messages."""
         where = f"{self.schema}." if self.schema else ""
         return f"version table {where}{self.version_table}"
 
-    def try_acquire(self, connection: Connection, in_transaction: bool) -> bool:
+    def try_acquire(self, connection: Connection, driver: Driver | None, in_transaction: bool) -> bool:
         """Take the lock if it is free; never wait."""
         raise NotImplementedError
 
-    def release(self, connection: Connection) -> None:
+    def release(self, connection: Connection, driver: Driver | None) -> None:
         """Give the lock back (a no-op when it is not held)."""
         raise NotImplementedError
 
-    def release_sql(self, connection: Connection) -> str | None:
-        """SQL that gives the lock back, for a caller that sends it with other statements.
+    def release_sql(self) -> str | None:
+        """SQL that gives the lock back, for a caller that sends it after its ``COMMIT``.
 
-        None where the lock is not given back by a statement on this connection.
-        After the caller has run it, it sets :attr:`held` to False.
+        None where the lock is not given back by a statement on this session.
         """
         return None
 
-    def acquire(self, connection: Connection, timeout: float, in_transaction: bool = False) -> None:
+    def released(self) -> None:
+        """The caller gave the lock back with :meth:`release_sql`'s statement."""
+
+    def acquire(
+        self, connection: Connection, driver: Driver | None, timeout: float, in_transaction: bool = False
+    ) -> None:
         """Wait up to ``timeout`` seconds for the lock.
 
         :param in_transaction: the caller owns an open transaction the lock
@@ -79,7 +90,7 @@ class MigrationLock:
         deadline = time.monotonic() + timeout
         delay = 0.01
         waited = False
-        while not self.try_acquire(connection, in_transaction):
+        while not self.try_acquire(connection, driver, in_transaction):
             if not waited:
                 log.info("Waiting for the migration lock on %s", self.describe())
                 waited = True
@@ -94,77 +105,158 @@ class MigrationLock:
             delay = min(delay * 2, 0.25)
         self.held = True
 
+    @contextmanager
+    def holding(
+        self,
+        connection: Connection,
+        driver: Driver | None,
+        timeout: float,
+        in_transaction: bool = False,
+    ) -> Iterator[LockHold]:
+        """Hold the lock for the block: wait for it, then give it back exactly once."""
+        self.acquire(connection, driver, timeout, in_transaction)
+        hold = LockHold(self, connection, driver)
+        try:
+            yield hold
+        finally:
+            hold.release()
+
+
+class LockHold:
+    """One run's hold on a :class:`MigrationLock`: given back exactly once, or the connection dropped."""
+
+    def __init__(self, lock: MigrationLock, connection: Connection, driver: Driver | None) -> None:
+        self.lock = lock
+        self.connection = connection
+        self.driver = driver
+
+    def fold_release(self) -> list[str]:
+        """The SQL that gives the lock back, to send right after the run's ``COMMIT``.
+
+        Empty where that does not apply. The caller reports the outcome with
+        :meth:`released_with_commit`.
+        """
+        if not self.lock.held or self.lock.transactional:
+            return []
+        sql = self.lock.release_sql()
+        return [sql] if sql else []
+
+    def released_with_commit(self) -> None:
+        """The commit that carried :meth:`fold_release`'s SQL succeeded: the lock is free."""
+        self.lock.held = False
+        self.lock.released()
+
+    def release(self) -> None:
+        """Give the lock back if it is still held; if that fails, invalidate the connection.
+
+        A transaction-level lock ends with its transaction and is left alone.
+        """
+        lock = self.lock
+        if not lock.held:
+            return
+        if lock.transactional:
+            lock.held = False
+            return
+        try:
+            lock.release(self.connection, self.driver)
+        except Exception as exc:
+            lock.held = False
+            log.debug("Could not give the migration lock on %s back: %s", lock.describe(), exc)
+            # The lock is a session lock: ending the session frees it. Never let a pooled
+            # connection go back to its pool still holding it.
+            if not self.connection.closed and not self.connection.invalidated:
+                self.connection.invalidate(exc)
+
+
+_PG_KEY = (
+    "hashtextextended(current_database() || '/' || coalesce(CAST({schema} AS text), "
+    "current_schema()) || '/' || CAST({table} AS text), 0)"
+)
+
 
 class PostgresLock(MigrationLock):
     """A PostgreSQL advisory lock (session, or transaction inside a caller's transaction).
 
-    Over asyncpg, taking and giving back the lock are one simple-protocol round
-    trip each (no prepared statement, no transaction of their own).
+    Taking and giving back a session lock are one simple-protocol round trip
+    each where the driver allows (asyncpg). While the lock is held, the
+    session asks PostgreSQL (14 and later) to check every second that its
+    client is still there (``client_connection_check_interval``): a
+    migrator killed outright (SIGKILL, out of memory, a lost machine whose
+    kernel still answers) leaves no statement running and no lock held for
+    longer than that, even in the middle of a long statement.
     """
+
+    CHECK_INTERVAL_MS = 1000
 
     def __init__(self, version_table: str, schema: str | None) -> None:
         super().__init__(version_table, schema)
-        self._transactional = False
+        schema_sql = "NULL" if schema is None else quote_literal(schema, "postgresql")
+        self._key = _PG_KEY.format(schema=schema_sql, table=quote_literal(version_table, "postgresql"))
+        self._guarded = False
 
-    def _key_sql(self, connection: Connection) -> str:
-        schema = "NULL" if self.schema is None else sql_literal(self.schema)
-        return _PG_KEY.replace(":schema", schema).replace(":table", sql_literal(self.version_table))
+    def try_acquire(self, connection: Connection, driver: Driver | None, in_transaction: bool) -> bool:
+        self.transactional = in_transaction
+        if in_transaction:  # through SQLAlchemy, so the caller's transaction has begun on the server
+            got = connection.execute(text(f"SELECT pg_try_advisory_xact_lock({self._key})")).scalar()
+            return bool(got)
+        sql = f"SELECT 1 WHERE pg_try_advisory_lock({self._key})"
+        version = connection.dialect.server_version_info or (0,)
+        guard = version >= (14,)
+        if guard:
+            sql = f"SET client_connection_check_interval = {self.CHECK_INTERVAL_MS};\n{sql}"
+        status = driver.simple_status(sql) if driver else None
+        if status is not None:
+            self._guarded = guard
+            return status == "SELECT 1"
+        return bool(connection.execute(text(f"SELECT pg_try_advisory_lock({self._key})")).scalar())
 
-    def try_acquire(self, connection: Connection, in_transaction: bool) -> bool:
-        fn = "pg_try_advisory_xact_lock" if in_transaction else "pg_try_advisory_lock"
-        self._transactional = in_transaction
-        raw = _raw_asyncpg(connection)
-        if raw is not None:
-            status = await_in_loop(raw.execute(f"SELECT 1 WHERE {fn}({self._key_sql(connection)})"))
-            return bool(status == "SELECT 1")
-        got = connection.execute(
-            text(f"SELECT {fn}({_PG_KEY})"), {"schema": self.schema, "table": self.version_table}
-        ).scalar()
-        return bool(got)
-
-    def release_sql(self, connection: Connection) -> str | None:
-        """The statement that gives a session lock back, to send with others; None if not held so."""
-        if not self.held or self._transactional:
+    def release_sql(self) -> str | None:
+        if not self.held:
             return None
-        return f"SELECT pg_advisory_unlock({self._key_sql(connection)})"
+        sql = f"SELECT pg_advisory_unlock({self._key})"
+        return f"{sql};\nRESET client_connection_check_interval" if self._guarded else sql
 
-    def release(self, connection: Connection) -> None:
+    def released(self) -> None:
+        self._guarded = False
+
+    def release(self, connection: Connection, driver: Driver | None) -> None:
         if not self.held:
             return
+        sql = self.release_sql()
+        assert sql is not None
         self.held = False
-        if self._transactional:
-            return
-        raw = _raw_asyncpg(connection)
-        if raw is not None:
-            await_in_loop(raw.execute(f"SELECT pg_advisory_unlock({self._key_sql(connection)})"))
-            return
-        connection.execute(
-            text(f"SELECT pg_advisory_unlock({_PG_KEY})"),
-            {"schema": self.schema, "table": self.version_table},
-        )
+        self._guarded = False
+        if driver is None or driver.simple_status(sql) is None:
+            connection.execute(text(f"SELECT pg_advisory_unlock({self._key})"))
 
 
 class MySQLLock(MigrationLock):
     """A MySQL/MariaDB named lock (``GET_LOCK``), held by the session."""
 
-    def _name(self, connection: Connection) -> str:
-        database = connection.execute(text("SELECT DATABASE()")).scalar() or ""
-        digest = hashlib.sha1(
-            f"{database}/{self.schema or ''}/{self.version_table}".encode()
-        ).hexdigest()
-        return f"asyncmigrate:{digest[:40]}"
+    def __init__(self, version_table: str, schema: str | None) -> None:
+        super().__init__(version_table, schema)
+        self._name: str | None = None
 
-    def try_acquire(self, connection: Connection, in_transaction: bool) -> bool:
+    def _lock_name(self, connection: Connection) -> str:
+        if self._name is None:
+            database = connection.execute(text("SELECT DATABASE()")).scalar() or ""
+            digest = hashlib.sha1(
+                f"{database}/{self.schema or ''}/{self.version_table}".encode()
+            ).hexdigest()
+            self._name = f"asyncmigrate:{digest[:40]}"
+        return self._name
+
+    def try_acquire(self, connection: Connection, driver: Driver | None, in_transaction: bool) -> bool:
         got = connection.execute(
-            text("SELECT GET_LOCK(:name, 0)"), {"name": self._name(connection)}
+            text("SELECT GET_LOCK(:name, 0)"), {"name": self._lock_name(connection)}
         ).scalar()
         return got == 1
 
-    def release(self, connection: Connection) -> None:
+    def release(self, connection: Connection, driver: Driver | None) -> None:
         if not self.held:
             return
         self.held = False
-        connection.execute(text("SELECT RELEASE_LOCK(:name)"), {"name": self._name(connection)})
+        connection.execute(text("SELECT RELEASE_LOCK(:name)"), {"name": self._lock_name(connection)})
 
 
 class SQLiteLock(MigrationLock):
@@ -176,7 +268,7 @@ class SQLiteLock(MigrationLock):
         self.path = Path(f"{database}{suffix}.asyncmigrate-lock")
         self._file: IO[bytes] | None = None
 
-    def try_acquire(self, connection: Connection, in_transaction: bool) -> bool:
+    def try_acquire(self, connection: Connection, driver: Driver | None, in_transaction: bool) -> bool:
         import fcntl
 
         handle = open(self.path, "a+b")  # noqa: SIM115 - held until release()
@@ -191,7 +283,7 @@ class SQLiteLock(MigrationLock):
         self._file = handle
         return True
 
-    def release(self, connection: Connection) -> None:
+    def release(self, connection: Connection, driver: Driver | None) -> None:
         if not self.held or self._file is None:
             return
         import fcntl
@@ -205,24 +297,11 @@ class SQLiteLock(MigrationLock):
 
 
 class _NoLock(MigrationLock):
-    def try_acquire(self, connection: Connection, in_transaction: bool) -> bool:
+    def try_acquire(self, connection: Connection, driver: Driver | None, in_transaction: bool) -> bool:
         return True
 
-    def release(self, connection: Connection) -> None:
+    def release(self, connection: Connection, driver: Driver | None) -> None:
         self.held = False
-
-
-def sql_literal(value: str) -> str:
-    """Render ``value`` as a SQL string literal (quotes doubled)."""
-    return "'" + value.replace("'", "''") + "'"
-
-
-def _raw_asyncpg(connection: Connection) -> Any:
-    """The asyncpg connection under ``connection`` when it is safe to use directly, else None."""
-    if connection.dialect.driver != "asyncpg" or not in_loop_greenlet():
-        return None
-    adapter = connection.connection.dbapi_connection
-    return getattr(adapter, "_connection", None)
 
 
 def lock_for(connection: Connection, version_table: str, schema: str | None) -> MigrationLock:

@@ -1,93 +1,74 @@
-"""The sync migration context: one connection (or SQL buffer), its transactions, its version table.
+"""The sync migration context: one connection (or SQL buffer), its transactions, the run loop.
 
 This is the sync core of the "sync core, async shell" design. It runs inside
 ``AsyncConnection.run_sync`` (a greenlet), so every database call it makes
 yields to the event loop.
+
+What happens when step 3 fails, in order (all in this module):
+
+1. the step's statement raises where the migration issued it, naming that
+   statement (statements are sent one at a time, see ``statements.py``);
+2. :meth:`MigrationContext._run_step` reports the step failed
+   (``steps.StepLedger.fail``) and raises :class:`MigrationError`;
+3. the transaction holding it rolls back (``_ProxyTransaction.__exit__`` →
+   :meth:`MigrationContext._roll_back`): finished steps of that transaction
+   are reported rolled back, the error says which revisions the database is
+   still at, and on MySQL which of the step's statements had already
+   committed themselves;
+4. the migration lock is given back (or, if that fails, the connection is
+   invalidated) when the outermost transaction ends.
+
+If the task is cancelled instead (Ctrl-C, SIGTERM, a lifespan shutdown, a
+deadline), steps 3 and 4 run shielded from the cancellation and bounded in
+time; if they cannot complete, the server session is stopped from another
+connection (:mod:`asyncmigrate.runtime.sessions`) and the connection is
+invalidated, so no statement keeps running and no lock stays held.
 """
 
 from __future__ import annotations
 
-import logging
-import re
-import sqlite3
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
-from typing import TYPE_CHECKING, Any, Literal, TextIO
+from contextlib import AbstractContextManager, ExitStack, contextmanager, nullcontext
+from typing import TYPE_CHECKING, Any, TextIO
 
-from sqlalchemy import event, inspect, literal, select, text
+from sqlalchemy import event
 from sqlalchemy.engine import Connection, Dialect, Engine, Transaction
 from sqlalchemy.engine.mock import MockConnection
 from sqlalchemy.engine.url import URL, make_url
-from sqlalchemy.exc import DBAPIError
-from sqlalchemy.schema import CreateTable, Table
 from sqlalchemy.sql.expression import Executable
 
-from .._greenlet import await_in_loop, to_thread
+from .._greenlet import await_in_loop, run_shielded, sleep, to_thread
 from ..ddl import impl_for_dialect
-from ..ddl.impl import DefaultImpl
 from ..events import StepEvent
 from ..exceptions import CommandError, ConfigError, MigrationError, VersionTableError
-from ..revision.plan import MigrationInfo, MigrationStep, RevisionStep, VersionChange
+from ..masking import get_logger
+from ..revision.plan import MigrationStep, RevisionStep, VersionChange
+from .drivers import Driver, Statement, driver_for
+from .history import HistoryRecorder
 from .local import bind_operations
-from .locking import DEFAULT_LOCK_TIMEOUT, MigrationLock, lock_for, sql_literal
-from .pipeline import (
-    Checked,
-    StatementPipeline,
-    aiosqlite_worker,
-    commit_then,
-    fetch_before_transaction,
-    send_together,
-)
+from .locking import DEFAULT_LOCK_TIMEOUT, LockHold, lock_for
+from .sessions import stop_session
+from .statements import RawStatements
+from .steps import RunRecord, StepLedger, StepRecord
+from .timeouts import StepTimeouts, is_lock_timeout, lock_holders, session_reset_sql
+from .version_table import PG_VERSION_READ, VersionTable, decode_pg_versions
 
 if TYPE_CHECKING:
     from ..config import Config
     from ..script import ScriptDirectory
     from .environment import EnvironmentContext
 
-__all__ = ["MigrationContext", "RunRecord"]
+__all__ = ["PG_VERSION_READ", "MigrationContext", "RunRecord"]
 
-log = logging.getLogger("asyncmigrate.runtime.migration")
-
-# Two ways to find the version table. to_regclass() resolves the name through the
-# backend's catalog caches: cheapest on a new connection (no join to plan over cold
-# catalogs), but a name it did not find earlier in a transaction may stay unfound there
-# after another session commits the table. A read in a transaction of its own uses it;
-# a read again inside a transaction, after finding no table, goes through pg_class, an
-# MVCC read that sees that commit (see _read_version_rows_postgresql).
-PG_VERSION_READ = _PG_VERSION_READ_CACHED = (
-    "SELECT query_to_xml(format('SELECT version_num FROM %s', r), false, true, '') FROM "
-    "(SELECT to_regclass(format('%I.%I', coalesce(CAST($2 AS text), current_schema()), "
-    "CAST($1 AS text))) AS r) found WHERE r IS NOT NULL"
-)
-_PG_VERSION_READ = (
-    "SELECT query_to_xml(format('SELECT version_num FROM %I.%I', n.nspname, c.relname), "
-    "false, true, '') FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n "
-    "ON n.oid = c.relnamespace WHERE c.relname = $1 AND c.relkind IN ('r', 'p') "
-    "AND n.nspname = coalesce(CAST($2 AS text), current_schema())"
-)
-#: The same reads with named parameters, for SQLAlchemy (other drivers, a caller's transaction).
-_PG_VERSION_READ_NAMED = {
-    sql: text(sql.replace("$1", ":table").replace("$2", ":schema"))
-    for sql in (_PG_VERSION_READ_CACHED, _PG_VERSION_READ)
-}
-_PG_XML_VALUE = re.compile(r"<version_num>([^<]*)</version_num>")
+log = get_logger("asyncmigrate.runtime.migration")
 
 #: ``fn(heads, context)`` returns the steps a command wants run against those heads.
 MigrationsFn = Callable[[tuple[str, ...], "MigrationContext"], Iterable[MigrationStep]]
 
-
-class RunRecord:
-    """What one ``run_migrations`` call found and did."""
-
-    def __init__(self) -> None:
-        self.starting_heads: tuple[str, ...] = ()
-        self.final_heads: tuple[str, ...] = ()
-        self.steps: list[MigrationInfo] = []
-        self.durations: list[float] = []
-        self.waited_for_lock: float = 0.0
-        self.ran = False
+#: Seconds a cancelled run gets to roll back and give its lock back before its session is stopped.
+CLEANUP_TIMEOUT = 10.0
 
 
 class _ProxyTransaction:
@@ -103,15 +84,15 @@ class _ProxyTransaction:
 
     def rollback(self) -> None:
         """Roll back now."""
-        if self._transaction is not None:
-            self._transaction.rollback()
-            self.context._transaction = None
+        transaction, self.context._transaction = self.context._transaction, None
+        if transaction is not None:
+            self.context._roll_back(transaction, interrupted=False)
 
     def commit(self) -> None:
         """Commit now."""
-        if self._transaction is not None:
-            self._transaction.commit()
-            self.context._transaction = None
+        transaction, self.context._transaction = self.context._transaction, None
+        if transaction is not None:
+            self.context._commit(transaction, release_lock=False)
 
     def __enter__(self) -> _ProxyTransaction:
         if self.outer:
@@ -119,38 +100,48 @@ class _ProxyTransaction:
         return self
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        context = self.context
+        interrupted = exc_type is not None and not issubclass(exc_type, Exception)
         try:
-            transaction = self._transaction
+            transaction, context._transaction = context._transaction, None
             if transaction is not None:
-                self.context._transaction = None
                 if exc_type is None and transaction.is_active:
-                    try:
-                        if self.outer and self.context._outer_depth == 1:
-                            self.context._commit_releasing_lock()
-                        transaction.commit()
-                    except BaseException:
-                        # The commit failed (e.g. the step's batch sent with it): the
-                        # connection must not be left waiting for a rollback.
-                        with suppress(Exception):
-                            transaction.rollback()
-                        raise
-                elif transaction.is_active:
-                    transaction.rollback()
+                    context._commit(transaction, release_lock=self.outer and context._outer_depth == 1)
+                else:
+                    context._roll_back(transaction, interrupted, exc)
         finally:
             if self.outer:
-                self.context._outer_depth -= 1
-                if self.context._outer_depth == 0:
-                    self.context._release_lock()
+                context._outer_depth -= 1
+                if context._outer_depth == 0:
+                    context._release_lock(interrupted)
+
+
+class _OuterMarker:
+    """Track the env.py-level ``begin_transaction`` when it opens no transaction itself."""
+
+    def __init__(self, context: MigrationContext) -> None:
+        self.context = context
+
+    def __enter__(self) -> None:
+        self.context._outer_depth += 1
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        self.context._outer_depth -= 1
+        if self.context._outer_depth == 0:
+            self.context._release_lock(exc_type is not None and not issubclass(exc_type, Exception))
 
 
 class MigrationContext:
     """Hold the database side of one migration run.
 
     It owns the connection (or, offline, the SQL output buffer), the
-    transaction boundaries, the version table and the loop that runs plan
-    steps. What a step changes is the business of the revision's
-    ``upgrade()``/``downgrade()`` through :mod:`asyncmigrate.operations`;
-    how each change becomes SQL is the dialect implementation's.
+    transaction boundaries and the loop that runs plan steps. It leaves the
+    version rows to :class:`~asyncmigrate.runtime.version_table.VersionTable`,
+    step bookkeeping and events to :class:`~asyncmigrate.runtime.steps.StepLedger`,
+    the lock to :mod:`~asyncmigrate.runtime.locking`, how statements travel
+    to a driver adapter, what a step changes to the revision's
+    ``upgrade()``/``downgrade()`` and how each change becomes SQL to the
+    dialect implementation.
     """
 
     def __init__(
@@ -183,16 +174,12 @@ class MigrationContext:
             self._in_external_transaction = connection.in_transaction()
         self._migrations_fn: MigrationsFn | None = opts.get("fn")
         self.purge = bool(opts.get("purge", False))
-        self.version_table: str = opts.get("version_table", "alembic_version")
         #: The tenant's schema in a schema-per-tenant set-up (see :mod:`asyncmigrate.tenants`).
         self.tenant_schema: str | None = opts.get("tenant_schema")
         if self.tenant_schema is not None:
             from ..tenants.model import check_identifier
 
             check_identifier(self.tenant_schema, "schema")
-        self.version_table_schema: str | None = (
-            opts.get("version_table_schema") or self.tenant_schema
-        )
         self._start_from_rev: str | Sequence[str] | None = opts.get("starting_rev")
         self.impl = impl_for_dialect(dialect)(
             dialect,
@@ -202,25 +189,43 @@ class MigrationContext:
             self.output_buffer,
             opts,
         )
+        self.version = VersionTable(
+            self.impl,
+            opts.get("version_table", "alembic_version"),
+            opts.get("version_table_schema") or self.tenant_schema,
+            bool(opts.get("version_table_pk", True)),
+        )
+        self.driver: Driver | None = None if self.as_sql else driver_for(self.connection)
+        self.record = RunRecord()
+        #: Writes the history table's rows (None: the history table is not configured).
+        self.history: HistoryRecorder | None = HistoryRecorder.for_context(self)
+        self._ledger: StepLedger | None = None
+        self._current: set[str] = set()
+        self._versions_at_commit: list[VersionChange] = []
+        self._lock: ExitStack | None = None
+        self._lock_hold: LockHold | None = None
+        self._caller_savepoint: Any = None
+        self._schema_entered = False
+        self._timeouts = StepTimeouts.from_options(opts)
+        #: The limits set on the open transaction (PostgreSQL) or session (MySQL), if any.
+        self._limits_on: StepTimeouts | None = None
+        self._session_limited = False
+        #: Commits so far: a step during which one happened cannot be retried.
+        self._commits = 0
+        self._unit_attempt = 1
+        self._step_limits = self._timeouts
         probe = opts.get("session_probe")
         if probe is not None and not self.as_sql and self.connection is not None:
-            probe.record(self.connection)
+            probe.record(self.connection, self.driver)
         if self._in_external_transaction:
             self._begin_sqlite_transaction()
-        self._version_pk = bool(opts.get("version_table_pk", True))
-        self._version_described: Table | None = None
-        self._lock: MigrationLock | None = None
-        self._portals: _PortalSweeper | None = None
-        self._unconfirmed: list[_StepRecord] = []  # steps whose statements the database has not finished
-        self._version_table_exists: bool | None = None
-        self.record = RunRecord()
         # A command's run reads the version table once, up front: when there is
         # nothing to do, that single query is the whole cost.
         self._prefetched: tuple[str, ...] | None = None
         if not self.as_sql and self._migrations_fn is not None and not self.purge:
             self._prefetched = self._early_version_read()
             if self._prefetched is None:
-                self._prefetched = self._read_version_rows()
+                self._prefetched = self._read_heads()
         if self.tenant_schema is not None:
             self._enter_tenant_schema()
         log.debug(
@@ -281,11 +286,35 @@ class MigrationContext:
         """The :class:`~asyncmigrate.Config` of the environment, if any."""
         return self.environment_context.config if self.environment_context else None
 
+    @property
+    def version_table(self) -> str:
+        """The version table's name."""
+        return self.version.name
+
+    @property
+    def version_table_schema(self) -> str | None:
+        """The version table's schema (None: the connection's default)."""
+        return self.version.schema
+
     def execute(
         self, sql: Executable | str, execution_options: dict[str, Any] | None = None
     ) -> None:
         """Execute a statement online, or write it to the SQL output offline."""
-        self.impl._exec(sql, execution_options)
+        with self._sending():
+            self.impl._exec(sql, execution_options)
+
+    @contextmanager
+    def _sending(self) -> Iterator[None]:
+        """Let answer-less statements take the driver's short path for the block (online only)."""
+        driver, impl = self.driver, self.impl
+        if driver is None or not driver.raw_statements or impl.sender is not None or self.connection is None:
+            yield
+            return
+        impl.sender = RawStatements(self.connection, driver)
+        try:
+            yield
+        finally:
+            impl.sender = None
 
     # -- transactions -----------------------------------------------------------------
 
@@ -302,19 +331,15 @@ class MigrationContext:
         that would commit on its own. An explicit BEGIN makes the whole step
         (or the caller's shared transaction) atomic.
         """
-        if self.dialect.name != "sqlite" or not self.impl.transactional_ddl:
+        if self.dialect.name != "sqlite" or not self.impl.transactional_ddl or self.connection is None:
             return
-        assert self.connection is not None
+        begin = getattr(self.driver, "begin", None)
+        if begin is not None:
+            begin()  # travels with the next statement
+            return
         raw = self.connection.connection.driver_connection
         if raw is not None and not getattr(raw, "in_transaction", True):
-            pipeline = self.impl.pipeline
-            if pipeline is not None and pipeline.begin_lazily():
-                return  # sent with the step's first batch
-            worker = aiosqlite_worker(self.connection)
-            if worker is not None:  # one hand-off to the worker thread, not a cursor's four
-                await_in_loop(worker._execute(lambda: worker._conn.execute("BEGIN")))
-            else:
-                self.connection.exec_driver_sql("BEGIN")
+            self.connection.exec_driver_sql("BEGIN")
 
     def begin_transaction(self, _per_migration: bool = False) -> AbstractContextManager[Any]:
         """Begin the logical transaction around a run (or, internally, one migration).
@@ -344,11 +369,82 @@ class MigrationContext:
         self._transaction = self._safe_begin()
         return _ProxyTransaction(self, outer)
 
+    def _step_commits(self) -> bool:
+        """Whether each step's own transaction commits as the step ends."""
+        if self.as_sql or self._in_external_transaction:
+            return False
+        return not self.impl.transactional_ddl or self._transaction_per_migration
+
     @contextmanager
     def _offline_transaction(self, outer: bool) -> Iterator[None]:
         self.impl.emit_begin()
         yield
         self.impl.emit_commit()
+
+    def _commit(self, transaction: Transaction, release_lock: bool) -> None:
+        """Commit ``transaction`` with the version rows kept for it (and the lock's release).
+
+        One round trip where the driver folds them; the ledger then reports
+        the transaction's steps committed.
+        """
+        changes, self._versions_at_commit = self._versions_at_commit, []
+        hold = self._lock_hold if release_lock else None
+        release = hold.fold_release() if hold is not None else []
+        reset = self._session_reset_sql() if release_lock else []
+        driver = self.driver
+        self._limits_on = None if self.dialect.name == "postgresql" else self._limits_on
+        try:
+            history = self.history.at_commit_statements() if self.history is not None else []
+            if driver is not None and driver.raw_statements and driver.commit_with(
+                [self.version.statement(c) for c in changes] + history, release + reset
+            ):
+                if hold is not None and release:
+                    hold.released_with_commit()
+                if reset:
+                    self._schema_entered = self._session_limited = False
+                    self._limits_on = None
+            else:
+                for change in changes:
+                    self._apply_version_change(change)
+                if self.history is not None:
+                    self.history.send_at_commit()
+            transaction.commit()
+        except BaseException as exc:
+            self._roll_back(transaction, not isinstance(exc, Exception), exc)
+            raise
+        self._commits += 1
+        if self.history is not None:
+            self.history.committed()
+        if self._ledger is not None:
+            self._ledger.committed(self._current)
+
+    def _roll_back(self, transaction: Transaction, interrupted: bool, exc: Any = None) -> None:
+        """Roll ``transaction`` back; its finished steps are reported rolled back.
+
+        Interrupted (the task is being cancelled): shielded and bounded, and
+        the server session is stopped if the rollback cannot complete.
+        """
+        self._versions_at_commit = []
+        if self.dialect.name == "postgresql":
+            self._limits_on = None
+        if interrupted:
+            self._clean_up_interrupted(transaction.rollback)
+        else:
+            try:
+                if transaction.is_active:
+                    transaction.rollback()
+            except Exception as error:
+                log.debug("Rollback failed; dropping the connection: %s", error)
+                self._invalidate(error)
+        ledger = self._ledger
+        if ledger is not None:
+            ledger.rolled_back()
+            if isinstance(exc, MigrationError):
+                exc.note_database_at(ledger.database_at)
+        if self.history is not None:
+            self.history.rolled_back()
+            if not interrupted:
+                self.history.record_failures(own_transaction=True)
 
     @contextmanager
     def autocommit_block(self) -> Iterator[None]:
@@ -362,8 +458,8 @@ class MigrationContext:
             self.impl.emit_commit()
         elif in_transaction:
             assert self._transaction is not None
-            self._transaction.commit()
-            self._transaction = None
+            transaction, self._transaction = self._transaction, None
+            self._commit(transaction, release_lock=False)
         base = self.connection
         fake: Transaction | None = None
         current_level: Any = None
@@ -389,16 +485,18 @@ class MigrationContext:
             if self.impl.transactional_ddl and self.as_sql:
                 self.impl.emit_begin()
             elif in_transaction:
-                assert self.connection is not None
-                self._transaction = self.connection.begin()
+                self._transaction = self._safe_begin()
+                self._set_limits(self._step_limits)  # the rest of the step runs under them too
+
+    # -- the tenant's schema ---------------------------------------------------------
 
     def _enter_tenant_schema(self) -> None:
         """Make the tenant's schema the default for unqualified names (PostgreSQL search_path).
 
         The setting is committed right away (outside any migration
-        transaction) so it holds for the whole session whatever later rolls
-        back; each tenant sets its own, so pooled connections never carry a
-        stale one into another tenant's run.
+        transaction) so it holds for the whole run whatever later rolls
+        back; the run resets it when it ends, so a pooled connection never
+        carries it into another tenant's run.
         """
         schema = self.tenant_schema
         assert schema is not None
@@ -408,9 +506,7 @@ class MigrationContext:
         elif name in ("mysql", "mariadb"):
             use = "USE {}"
         else:
-            raise ConfigError(
-                f"A schema per tenant needs PostgreSQL or MySQL/MariaDB, not {name}"
-            )
+            raise ConfigError(f"A schema per tenant needs PostgreSQL or MySQL/MariaDB, not {name}")
         quoted = self.dialect.identifier_preparer.quote_identifier(schema)
         if self.as_sql:
             self.impl.static_output(use.format(quoted) + self.impl.command_terminator)
@@ -423,77 +519,89 @@ class MigrationContext:
             )
             statements.append(create.format(quoted))
         statements.append(use.format(quoted))
-        if not self.connection.in_transaction():
-            self.connection.begin()  # so the commit below covers what is sent together
-        if not send_together(self.connection, statements):
+        driver = self.driver
+        sql = ";\n".join(statements)
+        if self._in_external_transaction or driver is None or driver.simple_status(sql) is None:
             for statement in statements:
                 self.connection.exec_driver_sql(statement)
-        if not self._in_external_transaction:
-            self.connection.commit()
+            if not self._in_external_transaction:
+                self.connection.commit()
+        self._schema_entered = True
+
+    def _session_reset_sql(self) -> list[str]:
+        """SQL that undoes what the run set on this session: the tenant's schema, MySQL's limits.
+
+        Empty when nothing is left to undo, so a pooled connection returns
+        to the pool as the run found it.
+        """
+        reset = []
+        if self._session_limited:
+            reset += session_reset_sql(self.dialect.name, self._is_mariadb)
+        if not self._schema_entered or self._in_external_transaction:
+            return reset
+        if self.dialect.name == "postgresql":
+            return [*reset, "RESET search_path"]
+        database = self.connection.engine.url.database if self.connection is not None else None
+        if database:
+            return [*reset, f"USE {self.dialect.identifier_preparer.quote_identifier(database)}"]
+        return reset
+
+    @property
+    def _is_mariadb(self) -> bool:
+        return bool(getattr(self.dialect, "is_mariadb", False))
+
+    def _leave_tenant_schema(self) -> None:
+        statements = self._session_reset_sql()
+        self._schema_entered = self._session_limited = False
+        self._limits_on = None
+        if not statements or self.connection is None or self.connection.invalidated:
+            return
+        try:
+            for statement in statements:
+                self.connection.exec_driver_sql(statement)
+            if self.connection.in_transaction() and not self._in_external_transaction:
+                self.connection.commit()
+        except Exception as exc:  # the session must not be reused with another tenant's schema
+            log.debug("Could not reset the session's schema; dropping the connection: %s", exc)
+            self._invalidate(exc)
 
     # -- the version table -------------------------------------------------------------
 
-    def _has_version_table(self) -> bool:
-        assert self.connection is not None
-        return inspect(self.connection).has_table(self.version_table, self.version_table_schema)
+    def ensure_version_table(self, purge: bool = False, commit: bool = True) -> None:
+        """Create the version table if it does not exist (and, with ``purge``, empty it).
 
-    @property
-    def _version(self) -> Table:
-        """The version table's SQLAlchemy description (built when first needed)."""
-        if self._version_described is None:
-            self._version_described = _version_table(
-                self.impl, self.version_table, self.version_table_schema, self._version_pk
-            )
-        return self._version_described
-
-    def _version_name(self) -> str:
-        """The version table's name as SQL, schema-qualified and quoted where needed."""
-        preparer = self.dialect.identifier_preparer
-        name = preparer.quote(self.version_table)
-        schema = self.version_table_schema
-        return f"{preparer.quote_schema(schema)}.{name}" if schema else name
-
-    def _version_table_ddl(self) -> str | None:
-        """``CREATE TABLE`` for the version table, compiled once per dialect and kept.
-
-        Only the table's name differs between schemas, so tenants in a
-        thousand schemas share one compilation. None when the impl describes
-        the table its own way.
+        :param commit: commit a transaction begun for it; otherwise the
+            creation stays in the transaction the first step then joins (it
+            commits, or rolls back, with that step).
+        :raises VersionTableError: when the table cannot be created.
         """
-        if type(self.impl).version_table_impl is not DefaultImpl.version_table_impl:
-            return None
-        dialect = self.dialect
-        key = (dialect.name, dialect.server_version_info, self.version_table, self._version_pk)
-        plain = _VERSION_DDL.get(key)
-        if plain is None:
-            table = _version_table(self.impl, self.version_table, None, self._version_pk)
-            plain = str(CreateTable(table).compile(dialect=dialect)).strip()
-            if len(_VERSION_DDL) > 256:
-                _VERSION_DDL.clear()
-            _VERSION_DDL[key] = plain
-        head = f"CREATE TABLE {dialect.identifier_preparer.quote(self.version_table)} ("
-        if not plain.startswith(head):  # pragma: no cover - a dialect that words it otherwise
-            return None
-        return f"CREATE TABLE {self._version_name()} (" + plain[len(head):]
-
-    def _ensure_version_table(self, purge: bool = False) -> None:
         assert self.connection is not None
-        scope: AbstractContextManager[Any] = (
-            nullcontext() if self.connection.in_transaction() else self.connection.begin()
-        )
-        with scope:
-            if self._version_table_exists is None:
-                self._version_table_exists = self._has_version_table()
-            if not self._version_table_exists:
-                pipeline = self.impl.pipeline
-                ddl = self._version_table_ddl() if pipeline is not None and pipeline.batches else None
-                if pipeline is not None and ddl is not None:
-                    pipeline.add_sql(ddl)  # the same DDL for every tenant: compiled once
-                else:
-                    self.impl._exec(CreateTable(self._version))
-                self._version_table_exists = True
+        begun = None if self.connection.in_transaction() else self.connection.begin()
+        version = self.version
+        with self._sending():
+            if version.exists is None:
+                version.read(self.connection, self.driver, own_transaction=False)
+            if not version.exists:
+                self._create_version_table()
             if purge:
-                self.connection.execute(self._version.delete())
+                self.connection.execute(version.table.delete())
+        if begun is not None and commit:
+            begun.commit()
+
+    def _create_version_table(self) -> None:
+        version, driver = self.version, self.driver
+        try:
+            if driver is not None and driver.raw_statements:
+                driver.run(Statement(version.create_sql()))
+            else:
+                self.impl._exec(version.create_construct())
+        except Exception as exc:
+            from .steps import first_line
+
+            raise VersionTableError(
+                f"Could not create the version table {version.qualified_name()}: {first_line(exc)}"
+            ) from exc
+        version.exists = True
 
     def get_current_heads(self) -> tuple[str, ...]:
         """Return the revision ids in the version table (``()`` when there is none).
@@ -522,7 +630,11 @@ class MigrationContext:
         if self._prefetched is not None:
             prefetched, self._prefetched = self._prefetched, None
             return prefetched
-        return self._read_version_rows()
+        return self._read_heads()
+
+    def _read_heads(self) -> tuple[str, ...]:
+        assert self.connection is not None
+        return self.version.read(self.connection, self.driver, not self._in_external_transaction)
 
     def _early_version_read(self) -> tuple[str, ...] | None:
         """The version rows read while the connection opened (see ``EnvironmentContext.connect``)."""
@@ -530,90 +642,11 @@ class MigrationContext:
         early = env._early if env is not None else None
         if early is None or self.connection is None or self.tenant_schema is not None:
             return None
-        found, xml = early.take_version_read(self.connection, self.version_table, self.version_table_schema)
+        found, xml = early.take_version_read(self.connection, self.version.name, self.version.schema)
         if not found:
             return None
-        self._version_table_exists = xml is not None
-        return tuple(_PG_XML_VALUE.findall(xml or ""))
-
-    def _read_version_rows(self) -> tuple[str, ...]:
-        """Read the version table, noting whether it exists; one query where the dialect allows."""
-        assert self.connection is not None
-        if self.dialect.name == "postgresql":
-            rows = self._read_version_rows_postgresql()
-        elif self.dialect.name == "sqlite" and aiosqlite_worker(self.connection) is not None:
-            rows = self._read_version_rows_sqlite()
-        elif self._in_external_transaction or self.connection.in_transaction():
-            if not self._has_version_table():
-                self._version_table_exists = False
-                return ()
-            rows = self._select_version_rows()
-        else:
-            # One query; a missing table is the only expected failure.
-            try:
-                rows = self._select_version_rows()
-            except DBAPIError:
-                self.connection.rollback()
-                if self._has_version_table():
-                    raise
-                self._version_table_exists = False
-                return ()
-        self._version_table_exists = rows is not None
-        return rows or ()
-
-    def _select_version_rows(self) -> tuple[str, ...]:
-        assert self.connection is not None
-        return tuple(row[0] for row in self.connection.execute(select(self._version.c.version_num)))
-
-    def _read_version_rows_sqlite(self) -> tuple[str, ...] | None:
-        """Read the version rows in one hand-off to aiosqlite's thread; None: no table."""
-        assert self.connection is not None
-        worker = aiosqlite_worker(self.connection)
-        assert worker is not None
-        name = self._version_name()
-
-        def read() -> tuple[str, ...] | None:
-            raw = worker._conn
-            try:
-                rows = raw.execute(f"SELECT version_num FROM {name}").fetchall()
-            except sqlite3.OperationalError as exc:
-                # One statement; a missing table is the only expected failure (and, on
-                # SQLite, a failed SELECT leaves any open transaction as it was).
-                if not str(exc).startswith("no such table"):
-                    raise
-                return None
-            return tuple(row[0] for row in rows)
-
-        result: tuple[str, ...] | None = await_in_loop(worker._execute(read))
-        return result
-
-    def _read_version_rows_postgresql(self) -> tuple[str, ...] | None:
-        """Read the version rows in one statement that cannot fail on a missing table.
-
-        The catalog finds the table (or not); ``query_to_xml`` reads it only if
-        it exists. None means there is no table.
-
-        ``to_regclass`` looks the table up in the session's catalog cache,
-        which may still say "no such table" after another session created
-        it: a transaction takes in other sessions' catalog changes when it
-        starts, a running one does not. A read straight over asyncpg, before
-        the run's transaction, is a transaction of its own and uses it (on a
-        new session it costs a quarter of the catalog join); a read inside a
-        transaction, after finding no table, reads the catalog tables
-        themselves (``pg_class`` under the statement's snapshot).
-        """
-        assert self.connection is not None
-        args = (self.version_table, self.version_table_schema)
-        done, row = False, None
-        if not self._in_external_transaction:  # a caller's transaction holds the read and the lock
-            done, row = fetch_before_transaction(self.connection, _PG_VERSION_READ_CACHED, *args)
-        if not done:
-            query = _PG_VERSION_READ if self._version_table_exists is False else _PG_VERSION_READ_CACHED
-            named = _PG_VERSION_READ_NAMED[query]
-            row = self.connection.execute(named, {"table": args[0], "schema": args[1]}).first()
-        if row is None:
-            return None
-        return tuple(_PG_XML_VALUE.findall(row[0] or ""))
+        self.version.exists = xml is not None
+        return decode_pg_versions(xml)
 
     def get_current_revision(self) -> str | None:
         """Return the single current revision, or None.
@@ -623,71 +656,28 @@ class MigrationContext:
         heads = self.get_current_heads()
         if len(heads) > 1:
             raise CommandError(
-                f"Version table '{self.version_table}' has more than one head present; "
+                f"Version table '{self.version.name}' has more than one head present; "
                 f"please use get_current_heads()"
             )
         return heads[0] if heads else None
 
-    def _apply_version_changes(self, changes: Sequence[VersionChange]) -> None:
-        """Write a step's version-row changes; each UPDATE and DELETE must match one row."""
-        pipeline = self.impl.pipeline
+    def _write_versions(self, changes: Sequence[VersionChange], at_commit: bool) -> None:
+        """Move the version rows for one step (with ``at_commit``: kept for the commit's round trip)."""
+        if at_commit:
+            self._versions_at_commit.extend(changes)
+            return
+        driver = self.driver
         for change in changes:
-            if pipeline is not None and pipeline.batches:
-                # Queued with the step's DDL as plain SQL (no per-tenant compilation),
-                # checked when the batch runs.
-                pipeline.add_sql(self._version_sql(change))
+            if driver is not None and driver.raw_statements:
+                driver.run(self.version.statement(change))
             else:
                 self._apply_version_change(change)
 
-    def _one_row_expected(self, change: VersionChange) -> str:
-        """What a version-row UPDATE or DELETE that matched no row (or several) reports."""
-        what = (
-            f"deleting '{change.old}'" if change.kind == "delete"
-            else f"updating '{change.old}' to '{change.new}'"
-        )
-        return f"Online migration expected to match one row when {what} in '{self.version_table}'"
-
     def _apply_version_change(self, change: VersionChange) -> None:
-        table = self._version
-        col = table.c.version_num
-        if change.kind == "insert":
-            self.impl._exec(table.insert().values(version_num=literal(change.new)))
-            return
-        if change.kind == "delete":
-            stmt: Executable = table.delete().where(col == literal(change.old))
-        else:
-            stmt = (
-                table.update()
-                .values(version_num=literal(change.new))
-                .where(col == literal(change.old))
-            )
-        result = self.impl._exec(stmt)
-        if (
-            result is not None
-            and not self.as_sql
-            and self.dialect.supports_sane_rowcount
-            and result.rowcount != 1
-        ):
-            raise VersionTableError(f"{self._one_row_expected(change)}; {result.rowcount} found")
-
-    def _version_statement(self, change: VersionChange) -> str:
-        """The plain SQL of a version-row change, values inlined."""
-        name = self._version_name()
-        if change.kind == "insert":
-            return f"INSERT INTO {name} (version_num) VALUES ({sql_literal(change.new or '')})"
-        if change.kind == "delete":
-            return f"DELETE FROM {name} WHERE version_num = {sql_literal(change.old or '')}"
-        return (
-            f"UPDATE {name} SET version_num = {sql_literal(change.new or '')} "
-            f"WHERE version_num = {sql_literal(change.old or '')}"
-        )
-
-    def _version_sql(self, change: VersionChange) -> str:
-        """A version-row change for a pipelined step; an UPDATE or DELETE must match one row."""
-        sql = self._version_statement(change)
-        if change.kind == "insert":
-            return sql
-        return Checked(sql, 1, self._one_row_expected(change))
+        """Move a version row through SQLAlchemy (bound values; checked where rowcounts are sane)."""
+        result = self.impl._exec(self.version.construct(change))
+        if result is not None and not self.as_sql and self.dialect.supports_sane_rowcount:
+            self.version.check_rowcount(change, result.rowcount)
 
     def stamp(self, script_directory: ScriptDirectory, revision: str) -> None:
         """Make the version table say ``revision`` without running migrations."""
@@ -695,10 +685,10 @@ class MigrationContext:
 
         heads = self.get_current_heads()
         if not self.as_sql and not heads:
-            self._ensure_version_table()
+            self.ensure_version_table()
         current = set(heads)
         for step in stamp_plan(script_directory.graph, revision, heads):
-            self._apply_version_changes(step.advance(current))
+            self._write_versions(step.advance(current), at_commit=False)
 
     # -- locking -------------------------------------------------------------------------
 
@@ -709,7 +699,7 @@ class MigrationContext:
             and not self.opts.get("dont_mutate", False)
         )
 
-    def _acquire_lock(self) -> None:
+    def _take_lock(self) -> None:
         assert self.connection is not None
         if (
             self._transaction is None
@@ -719,44 +709,83 @@ class MigrationContext:
             # End the read that found work to do, so the next read sees other
             # migrators' commits (MySQL's repeatable-read snapshot would not).
             self.connection.commit()
-        lock = lock_for(self.connection, self.version_table, self.version_table_schema)
+        lock = lock_for(self.connection, self.version.name, self.version.schema)
         started = time.perf_counter()
-        lock.acquire(
-            self.connection,
-            float(self.opts.get("lock_timeout", DEFAULT_LOCK_TIMEOUT)),
-            in_transaction=self._in_external_transaction,
+        stack = ExitStack()
+        self._lock_hold = stack.enter_context(
+            lock.holding(
+                self.connection,
+                self.driver,
+                float(self.opts.get("lock_timeout", DEFAULT_LOCK_TIMEOUT)),
+                in_transaction=self._in_external_transaction,
+            )
         )
+        self._lock = stack
         self.record.waited_for_lock = time.perf_counter() - started
-        self._lock = lock
 
-    def _commit_releasing_lock(self) -> None:
-        """Commit the run's transaction and give the lock back in one round trip, where possible.
-
-        SQLAlchemy's commit that follows then has nothing left to send.
-        """
-        lock = self._lock
-        if lock is None or self.connection is None or self._in_external_transaction:
-            return
-        release = lock.release_sql(self.connection)
-        if release is not None and commit_then(self.connection, release):
-            lock.held = False
-
-    def _release_lock(self) -> None:
+    def _release_lock(self, interrupted: bool) -> None:
+        """Give the lock back (if still held) and undo the tenant's schema setting."""
         lock, self._lock = self._lock, None
-        if lock is None or not lock.held or self.connection is None:
+        if lock is None and not self._schema_entered and not self._session_limited:
             return
-        try:
+        connection = self.connection
+
+        def release() -> None:
             if (
-                not self._in_external_transaction
+                connection is not None
+                and not connection.invalidated
                 and self._transaction is None
-                and self.connection.in_transaction()
+                and not self._in_external_transaction
+                and connection.in_transaction()
             ):
-                self.connection.rollback()
-            lock.release(self.connection)
-            if not self._in_external_transaction and self.connection.in_transaction():
-                self.connection.commit()
-        except Exception:  # pragma: no cover - the session lock dies with the connection
-            log.warning("Could not release the migration lock on %s", lock.describe(), exc_info=True)
+                connection.rollback()  # nothing of ours is left in it: end it, then unlock
+            if lock is not None:
+                lock.close()
+            self._leave_tenant_schema()
+
+        if interrupted:
+            self._clean_up_interrupted(release)
+        else:
+            release()
+
+    # -- interruption ------------------------------------------------------------------
+
+    def _clean_up_interrupted(self, work: Callable[[], None]) -> None:
+        """Run clean-up ``work`` while the task is being cancelled: shielded, bounded, then forceful.
+
+        If ``work`` cannot complete -- the connection was dropped mid-statement,
+        the server does not answer -- the server session is stopped from
+        another connection (its statement, transaction and locks end with it)
+        and the connection is invalidated.
+        """
+        connection, driver = self.connection, self.driver
+        session = driver.session() if driver is not None else None
+
+        def guarded() -> None:
+            if driver is not None:
+                driver.interrupt()
+            if connection is not None and not connection.invalidated:
+                work()
+
+        done = False
+        try:
+            done = run_shielded(guarded, CLEANUP_TIMEOUT)
+        except Exception as exc:
+            log.debug("Clean-up after cancellation failed: %s", exc)
+        if connection is not None and (not done or connection.invalidated):
+            if session is not None:
+                url = connection.engine.url
+
+                def stop() -> None:
+                    await_in_loop(stop_session(url, session, terminate=True))
+
+                run_shielded(stop, CLEANUP_TIMEOUT)
+            self._invalidate(None)
+
+    def _invalidate(self, exc: BaseException | None) -> None:
+        connection = self.connection
+        if connection is not None and not connection.closed and not connection.invalidated:
+            connection.invalidate(exc)
 
     # -- running --------------------------------------------------------------------------
 
@@ -773,73 +802,88 @@ class MigrationContext:
         """
         if self._migrations_fn is None:
             raise CommandError("This context was configured without a command to run")
-        record = self.record
-        record.ran = True
+        self.record.ran = True
         self.impl.start_migrations()
-        pipeline = None
-        if not self.as_sql and self.connection is not None and self.opts.get("pipeline", True):
-            pipeline = StatementPipeline.for_connection(
-                self.connection, self.opts.get("compiled_cache")
-            )
-            self.impl.pipeline = pipeline
-            if pipeline is not None:
-                pipeline.commit_follows(
-                    self.impl.transactional_ddl
-                    and self._transaction_per_migration
-                    and not self._in_external_transaction
-                )
-                # Steps grouped in one batch are rolled back to the failing one's savepoint
-                # when it fails: only in a transaction of ours, never the caller's.
-                pipeline.group_steps(not self._in_external_transaction)
-        self._portals = None if self.as_sql else _PortalSweeper.for_connection(self.connection)
+        portals = None if self.as_sql else _PortalSweeper.for_connection(self.connection)
+        interrupted = False
         try:
-            if self.purge:
-                if self.as_sql:
-                    raise CommandError("Can't use --purge with --sql mode")
-                self._ensure_version_table(purge=True)
-                heads: tuple[str, ...] = ()
-            else:
-                heads = self.get_current_heads()
-            steps = self._plan(heads)
-            if steps and self._lock_wanted():
-                self._acquire_lock()
-                again = self.get_current_heads()
-                if again != heads:  # another migrator moved it meanwhile
-                    heads = again
-                    steps = self._plan(heads)
-            record.starting_heads = heads
-            if (
-                steps
-                and not self.as_sql
-                and not heads
-                and not self.opts.get("dont_mutate", False)
-            ):
-                self._ensure_version_table()
-                if pipeline is not None and self._may_defer():
-                    pipeline.send_ahead()  # created while the first step's code runs
-            self._preload(steps)
-            current = set(heads)
-            for step in steps:
-                self._run_step(step, current, kw)
-            try:
-                self._confirm_steps(wait=True)
-            except _EarlierStepFailed as earlier:
-                raise earlier.error from earlier.error.__cause__
-            record.final_heads = tuple(sorted(current))
-        except BaseException:
-            self._unconfirmed = []
-            if pipeline is not None:
-                pipeline.discard()
+            with self._sending():
+                steps = self._prepare_run()
+                self._run_steps(steps, portals, kw)
+                self._finish_run()
+        except BaseException as exc:
+            interrupted = not isinstance(exc, Exception)
+            self._abort_run(exc)
             raise
         finally:
-            if self._portals is not None:
-                self._portals.close()
-                self._portals = None
-            if pipeline is not None:
-                self.impl.pipeline = None
-                pipeline.close()
+            if portals is not None:
+                portals.close()
             if self._outer_depth == 0:
-                self._release_lock()
+                self._release_lock(interrupted)
+
+    def _prepare_run(self) -> list[MigrationStep]:
+        """Read the heads, plan, take the lock (planning again if another migrator moved them)."""
+        record = self.record
+        if self.purge:
+            if self.as_sql:
+                raise CommandError("Can't use --purge with --sql mode")
+            self.ensure_version_table(purge=True)
+            heads: tuple[str, ...] = ()
+        else:
+            heads = self.get_current_heads()
+        steps = self._plan(heads)
+        if steps and self._lock_wanted():
+            self._take_lock()
+            again = self.get_current_heads()
+            if again != heads:  # another migrator moved it meanwhile
+                heads = again
+                steps = self._plan(heads)
+        record.starting_heads = heads
+        self._current = set(heads)
+        self._ledger = StepLedger(self._on_step, record, heads)
+        if steps and not self.as_sql and not heads and not self.opts.get("dont_mutate", False):
+            self.ensure_version_table(commit=False)
+        if steps and self.history is not None and not self.opts.get("dont_mutate", False):
+            self.history.ensure(heads)
+        if steps and self._in_external_transaction and self.impl.transactional_ddl and not self.as_sql:
+            assert self.connection is not None
+            # The caller's transaction gets back exactly what it had if the run fails.
+            self._caller_savepoint = self.connection.begin_nested()
+        self._preload(steps)
+        return steps
+
+    def _finish_run(self) -> None:
+        savepoint, self._caller_savepoint = self._caller_savepoint, None
+        if savepoint is not None and savepoint.is_active:
+            savepoint.commit()
+        self.record.final_heads = tuple(sorted(self._current))
+        ledger = self._ledger
+        if ledger is not None and ledger.pending and self._transaction is None:
+            # No transaction of ours holds them (a caller's does, or env.py's own):
+            # they are handed over as done.
+            ledger.committed(self._current)
+
+    def _abort_run(self, exc: BaseException) -> None:
+        """The run failed or was interrupted: give the caller's transaction back as it was."""
+        self._versions_at_commit = []
+        savepoint, self._caller_savepoint = self._caller_savepoint, None
+        if savepoint is None or not savepoint.is_active:
+            return
+        if isinstance(exc, Exception):
+            try:
+                savepoint.rollback()
+            except Exception as error:
+                log.debug("Could not roll back to the run's savepoint: %s", error)
+        else:
+            self._clean_up_interrupted(savepoint.rollback)
+        if self._ledger is not None:
+            self._ledger.rolled_back()
+            if isinstance(exc, MigrationError):
+                exc.note_database_at(self._ledger.database_at)
+        if self.history is not None:
+            self.history.rolled_back()
+            if isinstance(exc, Exception):
+                self.history.record_failures(own_transaction=False)
 
     def _preload(self, steps: Sequence[MigrationStep]) -> None:
         """Import the revision files a plan needs in a worker thread, off the event loop."""
@@ -855,223 +899,231 @@ class MigrationContext:
         if pending:
             to_thread(lambda: [script.module for script in pending])
 
-    def _run_step(self, step: MigrationStep, current: set[str], kw: dict[str, Any]) -> None:
-        info = step.info
-        direction: Literal["upgrade", "downgrade"] = "upgrade" if step.is_upgrade else "downgrade"
-        revision = (
-            step.revision.revision
-            if isinstance(step, RevisionStep)
-            else (info.destination_revision_ids[0] if info.destination_revision_ids else None)
-        )
-        this = _StepRecord(info, direction, revision, _describe(step), time.perf_counter())
-        # While earlier steps' statements are still running, this step's "started"
-        # waits for their "finished": events stay in order.
-        if not self._unconfirmed:
-            self._emit(this.event("started"))
-        else:
-            this.announced = False
-        pipeline = self.impl.pipeline
-        self._unconfirmed.append(this)
-        if pipeline is not None:
-            pipeline.own(this)
-        try:
-            with self.begin_transaction(_per_migration=True):
-                if self.as_sql and not current:
-                    self.impl._exec(CreateTable(self._version))
-                log.info("Running %s", this.description)
-                if self.as_sql:
-                    self.impl.static_output(f"-- Running {this.description}")
-                if isinstance(step, RevisionStep):
-                    module = step.revision.module  # type: ignore[attr-defined]
-                    fn = module.upgrade if step.is_upgrade else module.downgrade
-                    from ..operations import Operations
+    def _run_steps(self, steps: Sequence[MigrationStep], portals: _PortalSweeper | None,
+                   kw: dict[str, Any]) -> None:
+        """Run ``steps`` in order; a transaction that timed out waiting for a lock starts over.
 
-                    if pipeline is not None:
-                        pipeline.begin_step((step.revision.revision, direction, module))
-                    with bind_operations(Operations(self)):
-                        fn(**kw)
-                    if self._portals is not None:
-                        self._portals.sweep(self.connection)
-                self._apply_version_changes(step.advance(current))
-                if pipeline is not None:
-                    pipeline.end_step(defer=self._may_defer())
-            self._confirm_steps(wait=False, this=this, current=current, kw=kw)
-        except _EarlierStepFailed as earlier:
-            raise earlier.error from earlier.error.__cause__
-        except Exception as exc:
-            if pipeline is not None:
-                # An earlier step's statements may be what failed (this step only saw it).
-                with suppress(Exception):  # its failure is among the results
-                    pipeline.settle()
-                done, failure = pipeline.take_results()
-                self._confirm(done)
-                pipeline.discard()
-                if failure is not None:
-                    # Statements of no step (the version table's) fail the earliest step waiting.
-                    owner = failure[0] or self._unconfirmed[0]
-                    if owner is not this:
-                        error = self._failed(owner, failure[1])
-                        raise error from error.__cause__
-            raise self._failed(this, exc) from exc
-        if pipeline is None:
-            self._unconfirmed.remove(this)
-            self._finished(this, current, kw)
-
-    def _may_defer(self) -> bool:
-        """Whether a step's batch may still be running when the next step's code starts.
-
-        Only inside one transaction over several steps (nothing commits between
-        them) and without ``on_version_apply`` callbacks, which may query the
-        database between steps and expect the step to be done.
+        The *unit* a lock-timeout retry repeats is what the failed attempt
+        rolled back: the step alone when each step commits by itself, else
+        every step since the run's transaction began (or since the last
+        commit inside it). Rolling the whole unit back releases the locks its
+        earlier steps took, so the application is never blocked by a
+        migration that is only waiting.
         """
-        if self.on_version_apply_callbacks:
-            return False
-        if self._in_external_transaction:
-            return True
-        return self.impl.transactional_ddl and not self._transaction_per_migration
-
-    def _confirm_steps(
-        self,
-        wait: bool,
-        this: _StepRecord | None = None,
-        current: set[str] | None = None,
-        kw: dict[str, Any] | None = None,
-    ) -> None:
-        """Finish the steps the database is done with (all of them with ``wait``).
-
-        ``this`` (the step that just ran) gets ``on_version_apply`` callbacks
-        with ``current`` and ``kw`` if it is done already.
-
-        :raises _EarlierStepFailed: carrying the MigrationError of a step whose statements failed.
-        """
-        pipeline = self.impl.pipeline
-        if pipeline is None:
-            return
-        unowned: Exception | None = None
-        if wait:
+        index, unit_start, unit_heads = 0, 0, set(self._current)
+        self._unit_attempt = 1
+        while index < len(steps):
+            commits_before = self._commits
             try:
-                pipeline.flush()
-            except Exception as exc:  # a batch's failure is among the results
-                unowned = exc
-        done, failure = pipeline.take_results()
-        self._confirm(done, this, current, kw)
-        if failure is None and unowned is not None:
-            failure = (None, unowned)
-        if failure is not None:
-            step, error = failure
-            if step is None and not self._unconfirmed:
-                raise error
-            raise _EarlierStepFailed(self._failed(step or self._unconfirmed[0], error))
+                self._run_step(steps[index], portals, kw)
+            except _RetryUnit as retry:
+                self._restart_unit(unit_heads, retry.pause)
+                self._unit_attempt += 1
+                index = unit_start
+                continue
+            if self._commits != commits_before:
+                unit_start, unit_heads, self._unit_attempt = index + 1, set(self._current), 1
+            index += 1
 
-    def _confirm(
-        self,
-        done: list[_StepRecord],
-        this: _StepRecord | None = None,
-        current: set[str] | None = None,
-        kw: dict[str, Any] | None = None,
+    def _run_step(self, step: MigrationStep, portals: _PortalSweeper | None, kw: dict[str, Any]) -> None:
+        ledger = self._ledger
+        assert ledger is not None
+        record = ledger.start(step)
+        commits = self._step_commits()
+        # Without callbacks that may read the version table, a step's version rows
+        # travel with its COMMIT (one round trip) when the step commits by itself.
+        at_commit = commits and self.impl.transactional_ddl and not self.on_version_apply_callbacks
+        timeouts = self._step_timeouts(step)
+        attempt = 1
+        while True:
+            watch = _CommittedStatements.for_context(self)
+            commits_before = self._commits
+            try:
+                with watch, self.begin_transaction(_per_migration=True):
+                    self._step_limits = timeouts
+                    self._set_limits(timeouts)
+                    self._run_revision_code(step, record, portals, kw)
+                    self._write_versions(step.advance(self._current), at_commit)
+                    if self.history is not None:  # travels with our COMMIT when we hold the transaction
+                        self.history.finished(step, record, at_commit or self._transaction is not None)
+                    for callback in self.on_version_apply_callbacks:
+                        callback(ctx=self, step=step.info, heads=set(self._current), run_args=kw)
+                    if not commits:
+                        ledger.finish(record)
+                break
+            except Exception as exc:
+                note = watch.note(exc)
+                tries = attempt if commits else self._unit_attempt
+                retry = (
+                    is_lock_timeout(exc)
+                    and not watch.ran  # MySQL: the failed DDL committed whatever ran before it
+                    and self._commits == commits_before
+                    and tries <= timeouts.retries
+                    and (commits or self._owns_run_transaction())
+                )
+                if retry:
+                    pause = timeouts.pause(tries)
+                    ledger.retrying(record, exc, tries, timeouts.retries + 1, pause)
+                    if not commits:
+                        raise _RetryUnit(pause) from exc
+                    sleep(pause)
+                    attempt += 1
+                    continue
+                if is_lock_timeout(exc) and not self.as_sql:
+                    if not commits and self._owns_run_transaction():
+                        # Roll back first: the holders can be asked only outside the failed transaction.
+                        transaction, self._transaction = self._transaction, None
+                        assert transaction is not None
+                        self._roll_back(transaction, interrupted=False)
+                        commits = True
+                    note += self._lock_note(exc, tries, timeouts)
+                if self.history is not None:
+                    self.history.failed(step, record)
+                    if commits:  # its transaction has rolled back already
+                        self.history.record_failures(own_transaction=True)
+                error = ledger.fail(record, exc, note)
+                if commits:  # the step's own transaction has rolled back already
+                    error.note_database_at(ledger.database_at)
+                raise error from exc
+        if commits:
+            ledger.finish(record)
+            ledger.committed(self._current)
+
+    def _owns_run_transaction(self) -> bool:
+        """Whether the open transaction is the run's own, which a retry may roll back and begin again."""
+        return self._transaction is not None and not self._in_external_transaction and not self.as_sql
+
+    def _step_timeouts(self, step: MigrationStep) -> StepTimeouts:
+        if isinstance(step, RevisionStep):
+            return self._timeouts.for_revision(step.revision.module)  # type: ignore[attr-defined]
+        return self._timeouts
+
+    def _set_limits(self, timeouts: StepTimeouts) -> None:
+        """Put the step's lock and statement timeouts on its transaction (PostgreSQL) or session (MySQL).
+
+        Nothing is sent when no limit was ever asked for (Alembic's behaviour),
+        or when the limits in force already are the step's.
+        """
+        if self.as_sql or self.connection is None or self._limits_on == timeouts:
+            return
+        if self._limits_on is None and not timeouts.limited and not self._session_limited:
+            return
+        statements = timeouts.settings_sql(self.dialect.name, self._is_mariadb)
+        if not statements:
+            return
+        for statement in statements:
+            self.connection.exec_driver_sql(statement)
+        self._limits_on = timeouts
+        if self.dialect.name != "postgresql":
+            self._session_limited = True
+
+    def _restart_unit(self, heads: set[str], pause: float) -> None:
+        """Roll back the run's transaction, wait ``pause`` seconds, and begin it again at ``heads``."""
+        transaction, self._transaction = self._transaction, None
+        assert transaction is not None
+        self._roll_back(transaction, interrupted=False)
+        self._current = set(heads)
+        if not heads:
+            self.version.exists = None  # its creation may have rolled back too
+        sleep(pause)
+        self._transaction = self._safe_begin()
+        if not heads and not self.opts.get("dont_mutate", False):
+            self.ensure_version_table(commit=False)
+
+    def _lock_note(self, exc: BaseException, attempts: int, timeouts: StepTimeouts) -> str:
+        """What a step that gave up waiting for a lock adds to its error: attempts and the lock's holders."""
+        assert self.connection is not None
+        statement = getattr(exc, "statement", None)
+        holders = [] if self._in_external_transaction else lock_holders(self.connection, statement)
+        limit = (
+            f" of {timeouts.describe_lock_timeout()} (step_lock_timeout)"
+            if timeouts.lock_timeout is not None else ""
+        )
+        held = "; held by " + "; ".join(holders) if holders else ""
+        return f"; gave up after {attempts} attempt(s) waiting for a lock{limit}{held}"
+
+    def _run_revision_code(
+        self, step: MigrationStep, record: StepRecord, portals: _PortalSweeper | None, kw: dict[str, Any]
     ) -> None:
-        """Emit "finished" for ``done`` (in order), announcing each next step as its turn comes."""
-        for step in done:
-            if step in self._unconfirmed:
-                self._unconfirmed.remove(step)
-            if step is this:
-                self._finished(step, current, kw)
-            else:
-                self._finished(step, None, None)
-            if self._unconfirmed and not self._unconfirmed[0].announced:
-                self._unconfirmed[0].announced = True
-                self._emit(self._unconfirmed[0].event("started"))
+        if self.as_sql and not self._current:
+            self.impl._exec(self.version.create_construct())
+        log.info("Running %s", record.description)
+        if self.as_sql:
+            self.impl.static_output(f"-- Running {record.description}")
+        if not isinstance(step, RevisionStep):
+            return
+        module = step.revision.module  # type: ignore[attr-defined]
+        fn = module.upgrade if step.is_upgrade else module.downgrade
+        from ..operations import Operations
 
-    def _failed(self, step: _StepRecord, exc: BaseException) -> MigrationError:
-        """Report ``step`` failed with ``exc``; return the error to raise."""
-        if not step.announced:
-            step.announced = True
-            self._emit(step.event("started"))
-        elapsed = time.perf_counter() - step.started
-        message = f"{step.description} failed: {type(exc).__name__}: {_first_line(exc)}"
-        self._emit(step.event("failed", elapsed, message))
-        if isinstance(exc, MigrationError) and exc.revision is not None:
-            return exc
-        kind = type(exc) if isinstance(exc, MigrationError) else MigrationError
-        error = kind(message, revision=step.revision, direction=step.direction)
-        error.__cause__ = exc
-        return error
-
-    def _finished(self, step: _StepRecord, current: set[str] | None, kw: dict[str, Any] | None) -> None:
-        elapsed = time.perf_counter() - step.started
-        self.record.steps.append(step.info)
-        self.record.durations.append(elapsed)
-        if current is not None:
-            for callback in self.on_version_apply_callbacks:
-                callback(ctx=self, step=step.info, heads=set(current), run_args=kw)
-        self._emit(step.event("finished", elapsed))
-
-    def _emit(self, event: StepEvent) -> None:
-        if self._on_step is not None:
-            self._on_step(event)
+        with bind_operations(Operations(self)):
+            try:
+                fn(**kw)
+            except SystemExit as exc:  # a step's failure like any other: rolled back, one line
+                raise MigrationError(f"the revision called sys.exit({exc.code!r})") from exc
+        if portals is not None:
+            portals.sweep(self.connection)
 
 
-_VERSION_TABLES: dict[tuple[Any, ...], Table] = {}
-_VERSION_DDL: dict[tuple[Any, ...], str] = {}
+class _RetryUnit(Exception):
+    """The run's transaction timed out waiting for a lock and is to be tried again after ``pause``."""
+
+    def __init__(self, pause: float) -> None:
+        super().__init__(pause)
+        self.pause = pause
 
 
-def _version_table(impl: DefaultImpl, name: str, schema: str | None, pk: bool) -> Table:
-    """The version table's description, shared by every context with the same one.
+class _CommittedStatements:
+    """The statements a step ran on a database whose DDL commits itself (MySQL/MariaDB).
 
-    Built once per (name, schema, primary key) unless the impl describes it its own way.
+    When such a step fails, the statements up to its last successful DDL
+    statement stay committed whatever rolls back; its error says which.
     """
-    if type(impl).version_table_impl is not DefaultImpl.version_table_impl:
-        return impl.version_table_impl(
-            version_table=name, version_table_schema=schema, version_table_pk=pk
+
+    _DDL = ("CREATE", "ALTER", "DROP", "RENAME", "TRUNCATE")
+
+    def __init__(self, connection: Connection | None) -> None:
+        self.connection = connection
+        self.ran: list[str] = []
+
+    @classmethod
+    def for_context(cls, context: MigrationContext) -> _CommittedStatements:
+        watching = not context.as_sql and not context.impl.transactional_ddl
+        return cls(context.connection if watching else None)
+
+    def __enter__(self) -> None:
+        if self.connection is not None:
+            event.listen(self.connection, "after_cursor_execute", self._ran)
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.connection is not None and event.contains(self.connection, "after_cursor_execute", self._ran):
+            event.remove(self.connection, "after_cursor_execute", self._ran)
+
+    def _ran(self, conn: Any, cursor: Any, statement: Any, *args: Any) -> None:
+        sql = " ".join(str(statement).split())
+        if not sql.upper().startswith("SET "):  # session settings commit nothing
+            self.ran.append(sql)
+
+    def note(self, exc: BaseException | None = None) -> str:
+        """What the failure message must add: the statements already committed.
+
+        A DDL statement commits what ran before it as it starts, so when the
+        failing statement (``exc``'s) is DDL, everything before it stays.
+        """
+        failed = " ".join(str(getattr(exc, "statement", "") or "").split()).upper()
+        last = max(
+            (i for i, sql in enumerate(self.ran) if sql.upper().startswith(self._DDL)), default=-1
         )
-    key = (name, schema, pk)
-    table = _VERSION_TABLES.get(key)
-    if table is None:
-        if len(_VERSION_TABLES) > 256:
-            _VERSION_TABLES.clear()
-        table = _VERSION_TABLES[key] = impl.version_table_impl(
-            version_table=name, version_table_schema=schema, version_table_pk=pk
+        if failed.startswith(self._DDL):
+            last = len(self.ran) - 1
+        if last < 0:
+            return ""
+        committed = self.ran[: last + 1]
+        shown = "; ".join(s if len(s) <= 80 else s[:77] + "..." for s in committed)
+        return (
+            f"; {len(committed)} statement(s) of this step were already committed "
+            f"(this database commits each DDL statement): {shown}"
         )
-    return table
-
-
-class _StepRecord:
-    """A step being run: what its events say about it."""
-
-    __slots__ = ("announced", "description", "direction", "info", "revision", "started")
-
-    def __init__(
-        self,
-        info: Any,
-        direction: Literal["upgrade", "downgrade"],
-        revision: str | None,
-        description: str,
-        started: float,
-    ) -> None:
-        self.info = info
-        self.direction = direction
-        self.revision = revision
-        self.description = description
-        self.started = started
-        self.announced = True  # its "started" event has been emitted
-
-    def event(
-        self,
-        kind: Literal["started", "finished", "failed"],
-        duration: float | None = None,
-        error: str | None = None,
-    ) -> StepEvent:
-        return StepEvent(
-            kind, self.direction, self.revision, self.description, self.info.is_stamp, duration, error
-        )
-
-
-class _EarlierStepFailed(Exception):
-    """The previous step's deferred batch failed; carries that step's MigrationError."""
-
-    def __init__(self, error: MigrationError) -> None:
-        super().__init__(str(error))
-        self.error = error
 
 
 class _PortalSweeper:
@@ -1118,39 +1170,3 @@ class _PortalSweeper:
         if event.contains(self.connection, "after_cursor_execute", self._after_execute):
             event.remove(self.connection, "after_cursor_execute", self._after_execute)
 
-
-class _OuterMarker:
-    """Track the env.py-level ``begin_transaction`` when it opens no transaction itself."""
-
-    def __init__(self, context: MigrationContext) -> None:
-        self.context = context
-
-    def __enter__(self) -> None:
-        self.context._outer_depth += 1
-
-    def __exit__(self, *exc: Any) -> None:
-        self.context._outer_depth -= 1
-        if self.context._outer_depth == 0:
-            self.context._release_lock()
-
-
-def _describe(step: MigrationStep) -> str:
-    if isinstance(step, RevisionStep):
-        # The message's first paragraph may span lines; events and errors are one line.
-        doc = " ".join(getattr(step.revision, "doc", "").split())
-        return f"{step}{', ' + doc if doc else ''}"
-    return str(step)
-
-
-def _first_line(exc: BaseException) -> str:
-    """One line describing ``exc``; for a database error, the statement that failed too."""
-    text = str(exc).strip()
-    statement = None
-    if isinstance(exc, DBAPIError) and exc.orig is not None:
-        text = str(exc.orig).strip()
-        statement = " ".join((exc.statement or "").split())
-    line = text.splitlines()[0] if text else type(exc).__name__
-    if statement:
-        shown = statement if len(statement) <= 120 else statement[:117] + "..."
-        line += f" [SQL: {shown}]"
-    return line

@@ -11,7 +11,7 @@ import threading
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from types import ModuleType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from ..exceptions import CommandError, ConfigError, RevisionError, RevisionFileError, ScriptError
 from ..revision import Revision, RevisionGraph
@@ -19,7 +19,8 @@ from ..revision.graph import RevisionIdentifiers
 from ..revision.revision import as_scalar, as_tuple
 from .headers import RevisionHeader, read_header
 from .loader import load_python_file
-from .writer import PostWriteHook, render_template, run_post_write_hooks
+from .write_hooks import PostWriteHook, run_post_write_hooks
+from .writer import render_template
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -358,7 +359,7 @@ class ScriptDirectory:
             if path.endswith(".py"):
                 header = _HEADERS.get(path, stat.st_mtime_ns, stat.st_size)
                 if header is None:
-                    header = read_header(path, self.output_encoding)
+                    header = read_header(path)
                     _HEADERS.put(path, stat.st_mtime_ns, stat.st_size, header)
                 scripts.append(Script.from_header(header, path))
             else:
@@ -413,6 +414,10 @@ class ScriptDirectory:
     def get_heads(self, consider_depends_on: bool = False) -> list[str]:
         """Return the head revision ids (effective heads with ``consider_depends_on``)."""
         return list(self.graph.real_heads if consider_depends_on else self.graph.heads)
+
+    def get_all_current(self, id_: tuple[str, ...]) -> set[Script]:
+        """Return the scripts of ``id_`` that no other script of ``id_`` descends from."""
+        return set(cast("list[Script]", self.graph.all_current(id_)))
 
     def get_current_head(self) -> str | None:
         """Return the single head.
@@ -568,7 +573,7 @@ class ScriptDirectory:
         )
         if self.hooks:
             run_post_write_hooks(path, self.hooks)
-        script = Script.from_header(read_header(path, self.output_encoding), path)
+        script = Script.from_header(read_header(path), path)
         if branch_labels and not script.own_branch_labels:
             raise ScriptError(
                 f"Version {script.revision} specified branch_labels {branch_labels}, however the "

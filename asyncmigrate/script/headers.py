@@ -14,6 +14,7 @@ Three tiers, cheapest first:
 from __future__ import annotations
 
 import ast
+import importlib.util
 import io
 import re
 import tokenize
@@ -50,14 +51,18 @@ class RevisionHeader:
     """True when a value is computed and only importing the file can tell it."""
 
 
-def read_header(path: str | Path, encoding: str = "utf-8") -> RevisionHeader:
+def read_header(path: str | Path) -> RevisionHeader:
     """Read the header of the revision file at ``path``.
+
+    The file is decoded as Python decodes source (and as Alembic, which
+    imports it, reads it): a PEP 263 coding line or a UTF-8 BOM decides,
+    UTF-8 otherwise (``output_encoding`` is how new files are *written*).
 
     :raises RevisionFileError: when the file cannot be read or is not valid Python.
     """
     try:
-        source = Path(path).read_text(encoding=encoding)
-    except (OSError, UnicodeDecodeError) as exc:
+        source = importlib.util.decode_source(Path(path).read_bytes())
+    except (OSError, UnicodeDecodeError, SyntaxError, LookupError) as exc:
         raise RevisionFileError(str(path), f"cannot be read: {exc}") from exc
     return parse_header(source, str(path))
 

@@ -23,7 +23,15 @@ from typing import Any
 
 from ..exceptions import ScriptError
 
-__all__ = ["ALIASES", "alembic_alias_module", "load_python_file", "routed_builtins"]
+__all__ = [
+    "ALIASES",
+    "AliasModule",
+    "alembic_alias_module",
+    "alias",
+    "load_python_file",
+    "resolve_alias",
+    "routed_builtins",
+]
 
 #: ``alembic`` module names and the asyncmigrate modules that stand in for them.
 ALIASES: Mapping[str, str] = {
@@ -34,15 +42,21 @@ ALIASES: Mapping[str, str] = {
     "alembic.operations.base": "asyncmigrate.operations",
     "alembic.operations.batch": "asyncmigrate.operations.batch",
     "alembic.operations.schemaobj": "asyncmigrate.operations.schemaobj",
+    "alembic.operations.toimpl": "asyncmigrate.operations.toimpl",
     "alembic.runtime": "asyncmigrate.runtime",
-    "alembic.runtime.migration": "asyncmigrate.runtime.migration",
+    "alembic.runtime.migration": "asyncmigrate.compat.migration",
     "alembic.runtime.environment": "asyncmigrate.runtime.environment",
+    "alembic.migration": "asyncmigrate.compat.migration",
+    "alembic.environment": "asyncmigrate.runtime.environment",
     "alembic.script": "asyncmigrate.script",
-    "alembic.script.revision": "asyncmigrate.revision",
-    "alembic.config": "asyncmigrate.config",
+    "alembic.script.base": "asyncmigrate.script.directory",
+    "alembic.script.revision": "asyncmigrate.compat.revision",
+    "alembic.script.write_hooks": "asyncmigrate.script.write_hooks",
+    "alembic.config": "asyncmigrate.compat.config",
     "alembic.command": "asyncmigrate.command",
     "alembic.autogenerate": "asyncmigrate.autogenerate",
     "alembic.autogenerate.api": "asyncmigrate.autogenerate",
+    "alembic.autogenerate.compare": "asyncmigrate.autogenerate.compare",
     "alembic.autogenerate.rewriter": "asyncmigrate.autogenerate.rewriter",
     "alembic.autogenerate.render": "asyncmigrate.autogenerate.render",
     "alembic.ddl": "asyncmigrate.ddl",
@@ -53,12 +67,22 @@ ALIASES: Mapping[str, str] = {
     "alembic.ddl.mysql": "asyncmigrate.ddl.mysql",
     "alembic.util": "asyncmigrate.compat.util",
     "alembic.util.exc": "asyncmigrate.compat.util",
+    "alembic.util.langhelpers": "asyncmigrate.compat.util",
+    "alembic.util.messaging": "asyncmigrate.compat.util",
+    "alembic.util.pyfiles": "asyncmigrate.compat.util",
+    "alembic.util.editor": "asyncmigrate.compat.util",
+    "alembic.util.sqla_compat": "asyncmigrate.compat.sqla_compat",
 }
 
 _ALEMBIC_MODULE: types.ModuleType | None = None
 
 
-def _target(alembic_name: str) -> Any:
+def resolve_alias(alembic_name: str) -> Any:
+    """Return what stands in for the Alembic module ``alembic_name`` (a module, or ``op``/``context``).
+
+    :raises ImportError: naming the modules there are stand-ins for, when
+        ``alembic_name`` is not one of them.
+    """
     target = ALIASES.get(alembic_name)
     if target is None:
         raise ImportError(
@@ -80,15 +104,41 @@ def _target(alembic_name: str) -> Any:
         raise
 
 
-class _AlembicAlias(types.ModuleType):
-    """The module a routed ``import alembic`` returns; submodules resolve lazily."""
+class AliasModule(types.ModuleType):
+    """A stand-in for one ``alembic`` module: its names are those of the asyncmigrate module it aliases.
+
+    Its submodules (``alembic.script`` -> ``.revision``) are the stand-ins
+    :data:`ALIASES` names, so the aliased asyncmigrate module is never
+    given attributes of its own for them. Names are resolved on first use.
+    """
+
+    def __init__(self, name: str, target: Any, doc: str | None = None) -> None:
+        super().__init__(name, doc or f"asyncmigrate's stand-in for {name}")
+        self.__dict__["_asyncmigrate_target"] = target
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith("__"):
             raise AttributeError(name)
-        value = _target(f"alembic.{name}")
+        submodule = f"{self.__name__}.{name}"
+        value = (
+            self._submodule(submodule)
+            if submodule in ALIASES
+            else getattr(self.__dict__["_asyncmigrate_target"], name)
+        )
         setattr(self, name, value)
         return value
+
+    def _submodule(self, alembic_name: str) -> Any:
+        return alias(alembic_name)
+
+    def __dir__(self) -> list[str]:
+        return sorted(set(dir(self.__dict__["_asyncmigrate_target"])) | set(self.__dict__))
+
+
+def alias(alembic_name: str) -> Any:
+    """Return what routed code gets for ``import alembic_name``: ``op``, ``context`` or an AliasModule."""
+    target = resolve_alias(alembic_name)
+    return AliasModule(alembic_name, target) if isinstance(target, types.ModuleType) else target
 
 
 def alembic_alias_module() -> types.ModuleType:
@@ -97,7 +147,7 @@ def alembic_alias_module() -> types.ModuleType:
     if _ALEMBIC_MODULE is None:
         from ..compat import ALEMBIC_VERSION
 
-        module = _AlembicAlias("alembic", "asyncmigrate's stand-in for the alembic package")
+        module = AliasModule("alembic", types.SimpleNamespace(), "asyncmigrate's stand-in for alembic")
         module.__version__ = ALEMBIC_VERSION  # type: ignore[attr-defined]
         _ALEMBIC_MODULE = module
     return _ALEMBIC_MODULE
@@ -114,18 +164,13 @@ def _routed_import(
         top = alembic_alias_module()
         if name == "alembic":
             return top
-        target = _target(name)
-        if fromlist:
-            return target  # type: ignore[no-any-return]
-        # ``import alembic.x.y``: bind ``alembic`` and make the path resolvable.
-        parts = name.split(".")[1:]
-        holder: Any = top
-        for i, part in enumerate(parts):
-            sub = f"alembic.{'.'.join(parts[: i + 1])}"
-            if not hasattr(holder, part) or i == len(parts) - 1:
-                setattr(holder, part, _target(sub))
-            holder = getattr(holder, part)
-        return top
+        resolve_alias(name)  # a clear ImportError for a module there is no stand-in for
+        if not fromlist:
+            return top  # ``import alembic.x.y``: the name bound is ``alembic``
+        found: Any = top
+        for part in name.split(".")[1:]:
+            found = getattr(found, part)
+        return found  # type: ignore[no-any-return]
     return builtins.__import__(name, globals, locals, fromlist or (), level)
 
 
@@ -133,7 +178,14 @@ _ROUTED_BUILTINS: dict[str, Any] = {**vars(builtins), "__import__": _routed_impo
 
 
 def routed_builtins() -> dict[str, Any]:
-    """Return the ``__builtins__`` mapping whose ``__import__`` routes ``alembic``."""
+    """Return the ``__builtins__`` mapping whose ``__import__`` routes ``alembic``.
+
+    Also makes ``alembic.op``/``alembic.context`` in the modules such code
+    imports reach the running migration (:func:`asyncmigrate.compat.bridge.install`).
+    """
+    from ..compat import bridge
+
+    bridge.install()
     return _ROUTED_BUILTINS
 
 
@@ -157,7 +209,7 @@ def load_python_file(path: str | Path, module_name: str | None = None) -> types.
     if spec is None or spec.loader is None:  # pragma: no cover - defensive
         raise ScriptError(f"Cannot load Python file {path}")
     module = importlib.util.module_from_spec(spec)
-    module.__builtins__ = _ROUTED_BUILTINS  # type: ignore[attr-defined]
+    module.__builtins__ = routed_builtins()  # type: ignore[attr-defined]
     try:
         spec.loader.exec_module(module)
     except FileNotFoundError as exc:

@@ -76,7 +76,13 @@ class Tenant:
 
 
 def in_shard(name: str, index: int, count: int) -> bool:
-    """Tell whether the tenant ``name`` belongs to shard ``index`` of ``count`` (stable hash)."""
+    """Tell whether ``name`` hashes to bucket ``index`` of ``count`` (by its name alone).
+
+    A per-name hash cannot balance a small set (7 tenants may all land in
+    one bucket); ``--shard`` and ``migrate_tenants(shard=...)`` use
+    :func:`asyncmigrate.tenants.shard_names`, which splits the whole set
+    evenly. Kept for code that needs a membership test from the name alone.
+    """
     if count < 1 or not 0 <= index < count:
         raise ConfigError(f"Invalid shard {index}/{count}: need 0 <= index < count")
     return zlib.crc32(name.encode("utf-8")) % count == index

@@ -38,7 +38,27 @@ __all__ = [
 TenantSource: TypeAlias = "Iterable[Tenant] | AsyncIterable[Tenant]"
 
 
-def _tenant_from_mapping(item: Any, where: str, environ: Mapping[str, str] | None) -> Tenant:
+def _anchored(url: str, base: Path | None) -> str:
+    """Resolve a relative SQLite file path in ``url`` against ``base`` (the tenants file's folder)."""
+    if base is None:
+        return url
+    parsed = to_async_url(url)
+    database = parsed.database or ""
+    if (
+        parsed.get_backend_name() != "sqlite"
+        or not database
+        or database == ":memory:"
+        or database.startswith("file:")
+        or parsed.query.get("uri")
+        or Path(database).is_absolute()
+    ):
+        return url
+    return parsed.set(database=str(base / database)).render_as_string(hide_password=False)
+
+
+def _tenant_from_mapping(
+    item: Any, where: str, environ: Mapping[str, str] | None, base: Path | None = None
+) -> Tenant:
     if not isinstance(item, Mapping):
         raise ConfigError(f"{where}: each tenant must be a table with name and url")
     unknown = set(item) - {"name", "url", "schema"}
@@ -55,7 +75,7 @@ def _tenant_from_mapping(item: Any, where: str, environ: Mapping[str, str] | Non
     try:
         return Tenant(
             expand_environment(name, environ),
-            expand_environment(url, environ),
+            _anchored(expand_environment(url, environ), base),
             expand_environment(schema, environ) if schema is not None else None,
         )
     except ConfigError as exc:
@@ -66,6 +86,9 @@ def load_tenants_file(
     path: str | os.PathLike[str], environ: Mapping[str, str] | None = None
 ) -> list[Tenant]:
     """Read tenants from a TOML (``[[tenants]]``) or JSON file; ``${VAR}`` expands from the environment.
+
+    A relative SQLite path (``sqlite:///data/a.db``) is relative to the
+    folder of the tenants file, not to the current directory.
 
     :raises ConfigError: when the file is missing, malformed, or names a tenant twice.
     """
@@ -85,7 +108,7 @@ def load_tenants_file(
     if not isinstance(items, list):
         raise ConfigError(f"{file}: expected a list of tenants ([[tenants]] in TOML)")
     tenants = [
-        _tenant_from_mapping(item, f"{file} (tenant #{i + 1})", environ)
+        _tenant_from_mapping(item, f"{file} (tenant #{i + 1})", environ, file.absolute().parent)
         for i, item in enumerate(items)
     ]
     _check_unique(tenants, str(file))

@@ -107,3 +107,4 @@ async def test_a_failing_migration_stops_start_up_with_one_clear_line() -> None:
         assert len(errors) == 1, out
         assert "already exists" in errors[0]
         assert "will not start" in errors[0]
+        assert "Traceback" not in out, out  # the one line, not the server's copy of the traceback

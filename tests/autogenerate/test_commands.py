@@ -14,7 +14,7 @@ from sqlalchemy.engine import URL
 
 from asyncmigrate import Config, command
 from asyncmigrate.autogenerate import Rewriter, check_models, revision_with_autogenerate
-from asyncmigrate.exceptions import CommandError, NotAtHeadError
+from asyncmigrate.exceptions import CommandError, NoTargetMetadataError, NotAtHeadError
 from asyncmigrate.operations import ops
 from asyncmigrate.tenants import Tenant
 
@@ -90,7 +90,8 @@ async def test_env_py_without_metadata_cannot_autogenerate(tmp_path: Path, sqlit
     config = project(tmp_path / "p", sqlite_url, None)
     with pytest.raises(CommandError, match="does not provide a MetaData"):
         await command.revision(config, "auto", autogenerate=True)
-    assert (await command.check(config)).at_head  # nothing to compare: only the head check
+    with pytest.raises(NoTargetMetadataError, match="does not provide a MetaData"):
+        await command.check(config)  # as Alembic: no models is a failed check, not a pass
 
 
 async def test_rewriter_adds_and_changes_operations(tmp_path: Path, sqlite_url: URL) -> None:
@@ -532,3 +533,77 @@ async def test_env_py_imports_autogenerate_from_alembic(tmp_path: Path, sqlite_u
     script = await command.revision(config, "through alembic names", autogenerate=True)
     assert not isinstance(script, list)
     assert "op.create_table(" in Path(script.path).read_text()
+
+
+def test_check_without_target_metadata_fails_as_alembic_does(tmp_path: Path) -> None:
+    """A CI gate must not pass when env.py never wires the models in."""
+    from alembic import command as alembic_command
+    from alembic.config import Config as AlembicConfig
+    from alembic.util import CommandError as AlembicCommandError
+
+    from asyncmigrate.cli import cli
+
+    url = backends.sqlite_url(tmp_path / "app.db")
+    make_project(tmp_path, url=url)  # the template's env.py: target_metadata = None
+    ini = str(tmp_path / "alembic.ini")
+    alembic_cfg = AlembicConfig(ini)
+    alembic_cfg.set_main_option("sqlalchemy.url", f"sqlite:///{tmp_path / 'alembic.db'}")
+    alembic_env = tmp_path / "alembic_env"
+    alembic_command.init(AlembicConfig(str(tmp_path / "unused.ini")), str(alembic_env))
+    env_py = alembic_env / "env.py"  # Alembic's generic env.py, without its logging set-up
+    env_py.write_text(env_py.read_text().replace("fileConfig(config.config_file_name)", "pass"))
+    alembic_cfg.set_main_option("script_location", str(alembic_env))
+    with pytest.raises(AlembicCommandError, match="does not provide a MetaData"):
+        alembic_command.check(alembic_cfg)
+
+    result = CliRunner().invoke(cli, ["-c", ini, "check"])
+    assert result.exit_code == 1
+    assert "does not provide a MetaData" in result.output
+    assert len(result.output.strip().splitlines()) == 1
+
+
+SEQUENTIAL_ENV_PY = """
+from alembic import context
+from alembic.script import ScriptDirectory
+from sqlalchemy import engine_from_config, pool
+
+config = context.config
+
+
+def process_revision_directives(context, revision, directives):
+    # The cookbook's sequential revision ids: 0001, 0002, ...
+    head = ScriptDirectory.from_config(context.config).get_current_head()
+    directives[0].rev_id = "%04d" % (1 if head is None else int(head) + 1)
+
+
+def run_migrations_online():
+    engine = engine_from_config(config.get_section(config.config_ini_section), poolclass=pool.NullPool)
+    with engine.connect() as connection:
+        context.configure(connection=connection, process_revision_directives=process_revision_directives)
+        with context.begin_transaction():
+            context.run_migrations()
+
+
+run_migrations_online()
+"""
+
+
+async def test_revision_environment_runs_process_revision_directives(tmp_path: Path) -> None:
+    """``revision_environment = true``: a plain ``revision -m`` runs env.py's hook, as Alembic does."""
+    from alembic import command as alembic_command
+    from alembic.config import Config as AlembicConfig
+
+    written: dict[str, list[str]] = {}
+    for tool in ("alembic", "asyncmigrate"):
+        root = tmp_path / tool
+        config = make_project(
+            root, url=f"sqlite:///{root / 'app.db'}", env_py=SEQUENTIAL_ENV_PY,
+            ini_extra="revision_environment = true",
+        )
+        for message in ("first", "second"):
+            if tool == "alembic":
+                alembic_command.revision(AlembicConfig(config.config_file_name), message)
+            else:
+                await command.revision(config, message)
+        written[tool] = sorted(path.name.split("_")[0] for path in versions(config))
+    assert written["asyncmigrate"] == written["alembic"] == ["0001", "0002"]

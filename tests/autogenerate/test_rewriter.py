@@ -94,3 +94,25 @@ def test_whole_scripts_and_containers_can_be_rewritten() -> None:
     with pytest.raises(ValueError, match="single object"):
         writer(None, None, directives)  # type: ignore[arg-type]
     assert directives[0].message == "rewritten"
+
+
+def test_cookbook_rewriter_that_changes_operations_in_place() -> None:
+    """Alembic's cookbook sets ``op.if_not_exists = True`` and returns the same op."""
+    from asyncmigrate.autogenerate import render_python_code
+
+    writer = Rewriter()
+
+    @writer.rewrites(ops.CreateTableOp)
+    @writer.rewrites(ops.CreateIndexOp)
+    def if_not_exists(context: Any, revision: Any, op: Any) -> Any:
+        op.if_not_exists = True
+        return op
+
+    upgrade = ops.UpgradeOps([
+        ops.CreateTableOp("t", [sa.Column("id", sa.Integer, primary_key=True)]),
+        ops.CreateIndexOp("ix_t_id", "t", ["id"]),
+    ])
+    directives = [ops.MigrationScript("r1", upgrade, ops.DowngradeOps())]
+    writer(None, None, directives)  # type: ignore[arg-type]
+    code = render_python_code(directives[0].upgrade_ops)  # type: ignore[arg-type]
+    assert code.count("if_not_exists=True") == 2, code

@@ -66,10 +66,14 @@ def test_pytest_section(pytester: pytest.Pytester) -> None:
     make_project(pytester.path, QUICK_START, url="sqlite:///app.db")
     text = section("pytest plugin")
     (ini,) = blocks(text, "ini")
-    (tests,) = blocks(text, "python")
+    tests, conftest = blocks(text, "python")
+    namespace: dict[str, object] = {}
+    exec(compile(conftest, "README:pytest:conftest", "exec"), namespace)  # the options example builds
+    assert callable(namespace["free_plan"])
     pytester.makefile(".ini", pytest=ini)
     pytester.makepyfile(test_accounts=tests)
-    result = pytester.runpytest_subprocess("-v")
+    # No warning at all: the example ini is clean under current pytest and pytest-asyncio.
+    result = pytester.runpytest_subprocess("-v", "-W", "error")
     outcomes = result.parseoutcomes()
     assert outcomes.get("failed", 0) == 0, result.stdout.str()
     assert outcomes["passed"] >= 6  # two tests and the checks (models skips without autogenerate)

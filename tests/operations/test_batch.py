@@ -491,3 +491,84 @@ async def test_naming_convention_names_only_what_it_can(sqlite_db: URL) -> None:
     assert "CHECK (a > 0)" in sql
     assert "UNIQUE" not in sql
     assert await rows(sqlite_db, "SELECT * FROM t") == [(1, 2, 3)]
+
+
+#: Batch blocks whose column order Alembic and asyncmigrate must agree on (each on its own table).
+COLUMN_ORDER_CASES = {
+    "add_drop": """
+        b.add_column(sa.Column("x", sa.Integer))
+        b.drop_column("b")""",
+    "drop_add": """
+        b.drop_column("b")
+        b.add_column(sa.Column("x", sa.Integer))""",
+    "drop_readd": """
+        b.drop_column("a")
+        b.add_column(sa.Column("a", sa.String(5)))""",
+    "alter_and_place": """
+        b.alter_column("a", new_column_name="aa", existing_type=sa.Integer)
+        b.alter_column("b", type_=sa.String(10), existing_type=sa.Integer)
+        b.add_column(sa.Column("x", sa.Integer), insert_after="id")
+        b.add_column(sa.Column("y", sa.Integer), insert_before="b")
+        b.drop_column("c")""",
+    "reorder": """
+        b.add_column(sa.Column("x", sa.Integer))
+        b.drop_column("b")""",
+}
+
+_REORDERING = {"reorder": ', partial_reordering=[("x", "c", "a")]'}
+
+
+def test_batch_column_order_matches_alembic(tmp_path: Any) -> None:
+    """PRAGMA table_info after the same batch blocks, run by Alembic and by asyncmigrate."""
+    import anyio
+    from alembic import command as alembic_command
+    from alembic.config import Config as AlembicConfig
+
+    from asyncmigrate import command
+
+    from ..project import Rev, make_project
+
+    revisions = []
+    for i, (case, body) in enumerate(COLUMN_ORDER_CASES.items()):
+        table = f"t_{case}"
+        revisions.append(Rev(
+            f"r{i}", f"r{i - 1}" if i else None,
+            f"op.execute('CREATE TABLE {table} (id INTEGER PRIMARY KEY, a INTEGER, b INTEGER, c INTEGER)')\n"
+            f"with op.batch_alter_table({table!r}{_REORDERING.get(case, '')}) as b:{body}",
+        ))
+    orders = {}
+    for tool in ("alembic", "asyncmigrate"):
+        database = tmp_path / f"{tool}.db"
+        config = make_project(tmp_path / tool, revisions, url=f"sqlite:///{database}")
+        if tool == "alembic":
+            alembic_config = AlembicConfig(config.config_file_name)
+            alembic_config.set_main_option("script_location", str(tmp_path / tool / "migrations"))
+            _alembic_generic_env(tmp_path / tool / "migrations")
+            alembic_command.upgrade(alembic_config, "head")
+        else:
+            anyio.run(command.upgrade, config, "head")
+        engine = sa.create_engine(f"sqlite:///{database}")
+        with engine.connect() as conn:
+            orders[tool] = {
+                case: [tuple(row[1:6]) for row in conn.exec_driver_sql(f"PRAGMA table_info(t_{case})")]
+                for case in COLUMN_ORDER_CASES
+            }
+        engine.dispose()
+    assert orders["asyncmigrate"] == orders["alembic"]
+    assert [c[0] for c in orders["alembic"]["alter_and_place"]] == ["id", "x", "aa", "y", "b"]
+
+
+def _alembic_generic_env(migrations: Any) -> None:
+    """Replace the project's env.py with one Alembic runs (a sync engine over the ini's URL)."""
+    (migrations / "env.py").write_text(
+        "from alembic import context\n"
+        "from sqlalchemy import engine_from_config, pool\n"
+        "config = context.config\n"
+        "section = config.get_section(config.config_ini_section)\n"
+        "engine = engine_from_config(section, poolclass=pool.NullPool)\n"
+        "with engine.connect() as connection:\n"
+        "    context.configure(connection=connection)\n"
+        "    with context.begin_transaction():\n"
+        "        context.run_migrations()\n",
+        encoding="utf-8",
+    )

@@ -1,4 +1,4 @@
-"""Operation objects as data: attributes, immutability, reverse(), diff tuples, containers."""
+"""Operation objects as data: attributes, mutability, reverse(), diff tuples, containers."""
 
 from __future__ import annotations
 
@@ -8,17 +8,18 @@ import sqlalchemy as sa
 from asyncmigrate.operations import ops
 
 
-def test_single_operations_are_immutable_and_replace_gives_a_changed_copy() -> None:
+def test_operations_change_in_place_and_replace_gives_a_changed_copy() -> None:
     op = ops.CreateIndexOp("ix_a", "t", ["a"], unique=True)
-    with pytest.raises(AttributeError, match="immutable"):
-        op.unique = False  # type: ignore[misc]
-    with pytest.raises(AttributeError):
-        del op.index_name
     changed = op.replace(unique=False, index_name="ix_b")
     assert (changed.unique, changed.index_name) == (False, "ix_b")
     assert (op.unique, op.index_name) == (True, "ix_a")
     with pytest.raises(AttributeError, match="no attribute"):
         op.replace(nonsense=1)
+    # Alembic's cookbook rewriters set attributes in place.
+    op.if_not_exists = True
+    table = ops.CreateTableOp("t", [sa.Column("id", sa.Integer, primary_key=True)])
+    table.if_not_exists = True
+    assert (op.if_not_exists, table.if_not_exists) == (True, True)
 
 
 def test_info_and_rewriter_bookkeeping_stay_writable() -> None:

@@ -212,3 +212,70 @@ async def test_bad_url_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         await command.upgrade(config, "head")
     assert "hunter2" not in str(info.value)
+
+
+LATIN1_REVISION = """# -*- coding: latin-1 -*-
+\"\"\"d4: caf\xe9 table (a latin-1 comment: \xe9t\xe9)
+
+Revision ID: d4
+\"\"\"
+from alembic import op
+
+revision = "d4"
+down_revision = "c3"
+branch_labels = None
+depends_on = None
+
+
+def upgrade():
+    op.execute("CREATE TABLE t4 (id INTEGER PRIMARY KEY)")  # caf\xe9
+
+
+def downgrade():
+    op.execute("DROP TABLE t4")
+"""
+
+BOM_REVISION = """\ufeff\"\"\"e5: a UTF-8 file with a byte-order mark \u2014 na\u00efve
+
+Revision ID: e5
+\"\"\"
+from alembic import op
+
+revision = "e5"
+down_revision = "d4"
+
+
+def upgrade():
+    op.execute("CREATE TABLE t5 (id INTEGER PRIMARY KEY)")
+
+
+def downgrade():
+    op.execute("DROP TABLE t5")
+"""
+
+
+async def test_source_files_are_decoded_as_python_decodes_them(tmp_path: Path) -> None:
+    """A coding line (latin-1) or a BOM in env.py and revision files: Python and Alembic run them."""
+    config = alembic_init(tmp_path, "generic", f"sqlite:///{tmp_path / 'app.db'}")
+    migrations = tmp_path / "migrations"
+    env_py = migrations / "env.py"
+    env_py.write_bytes(
+        b"# -*- coding: latin-1 -*-\n# env.py for the caf\xe9\n" + env_py.read_bytes()
+    )
+    (migrations / "versions" / "d4_cafe.py").write_bytes(LATIN1_REVISION.encode("latin-1"))
+    (migrations / "versions" / "e5_bom.py").write_bytes(BOM_REVISION.encode("utf-8"))
+
+    alembic = subprocess.run(
+        [sys.executable, "-m", "alembic", "upgrade", "head"], cwd=tmp_path, capture_output=True, text=True
+    )
+    assert alembic.returncode == 0, alembic.stderr
+    expected = await tables_and_versions(backends.sqlite_url(tmp_path / "app.db"))
+    await command.downgrade(config, "base")  # also proves asyncmigrate reads the files
+    await command.upgrade(config, "head")
+    assert await tables_and_versions(backends.sqlite_url(tmp_path / "app.db")) == expected
+    assert expected == ({"t1", "t2", "t3", "t4", "t5"}, {"e5"})
+    history = await command.history(config)
+    assert [script.doc for script, _ in history][:2] == [
+        "e5: a UTF-8 file with a byte-order mark \u2014 na\u00efve",
+        "d4: caf\xe9 table (a latin-1 comment: \xe9t\xe9)",
+    ]

@@ -1,9 +1,10 @@
-"""On PostgreSQL, a migration in a transaction of its own is one round trip.
+"""On PostgreSQL, a statement is one round trip, and ``BEGIN`` and ``COMMIT`` cost none of their own.
 
-The step's batch carries the transaction's ``BEGIN`` and ``COMMIT``; the
-driver's transaction state is then set from what the server reports, so a
-failure inside such a batch still rolls back cleanly and leaves the
-connection usable.
+The transaction's ``BEGIN`` travels with its first statement; a migration
+in a transaction of its own sends its version-row change and ``COMMIT``
+together. The driver's transaction state is then set from what the server
+reports, so a failure inside such a round trip still rolls back cleanly
+and leaves the connection usable.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
 from asyncmigrate import command
-from asyncmigrate.exceptions import LockTimeoutError, MigrationError
+from asyncmigrate.exceptions import LockTimeoutError, MigrationError, VersionTableError
 
 from ..project import Rev, make_project
 from ..sent_sql import record_sql
@@ -33,22 +34,34 @@ def create(name: str) -> str:
 REVISIONS = [Rev("a1", None, create("t1")), Rev("b2", "a1", create("t2")), Rev("c3", "b2", create("t3"))]
 
 
-async def test_each_migration_is_one_batch_with_its_begin_and_commit(
+async def test_a_migration_of_its_own_is_its_statements_and_a_commit(
     tmp_path: Path, pg_db: URL, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     sent = record_sql(monkeypatch)
     config = make_project(tmp_path, REVISIONS, url=pg_db, env_py=PER_MIGRATION_ENV)
     await command.upgrade(config, "head")
     assert await tables_and_versions(pg_db) == ({"t1", "t2", "t3"}, {"c3"})
-    steps = [q for q in sent if "CREATE TABLE t" in q]
-    assert len(steps) == 3  # one execute per migration
-    for query in steps[1:]:  # the first one's transaction began with the version read
-        statements = query.split(";\n")
-        assert statements[0].startswith("BEGIN"), statements
-        assert statements[-1] == "COMMIT", statements
+    for name, version in (("t2", "b2"), ("t3", "c3")):  # the first step also creates the version table
+        step = next(i for i, q in enumerate(sent) if f"CREATE TABLE t{name[1]} " in q)
+        assert sent[step].split(";\n")[0].startswith("BEGIN"), sent[step]
+        commit = sent[step + 1].split(";\n")
+        assert f"SET version_num = E'{version}'" in commit[0] and commit[-1] == "COMMIT", commit
     # A COMMIT of its own only ends the read before the lock, never a migration.
     lock = next(i for i, q in enumerate(sent) if "pg_try_advisory_lock" in q)
     assert all(i < lock for i, q in enumerate(sent) if q.strip().rstrip(";") == "COMMIT")
+
+
+async def test_statements_are_sent_one_at_a_time_when_issued(
+    tmp_path: Path, pg_db: URL, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sent = record_sql(monkeypatch)
+    revisions = [Rev("a1", None, create("t1") + "\n" + create("t2") + "\nop.execute('SELECT 1')")]
+    config = make_project(tmp_path, revisions, url=pg_db)
+    await command.upgrade(config, "head")
+    carrying = [q for q in sent if "CREATE TABLE t" in q or q == "SELECT 1"]
+    assert len(carrying) == 3
+    assert all(sum(marker in q for marker in ("CREATE TABLE t1", "CREATE TABLE t2", "SELECT 1")) == 1
+               for q in carrying)
 
 
 async def test_a_failing_batch_rolls_back_and_leaves_the_connection_usable(tmp_path: Path, pg_db: URL) -> None:
@@ -118,11 +131,8 @@ async def test_a_commit_that_fails_still_gives_the_lock_back(tmp_path: Path, pg_
     assert await _lock_is_free(pg_db)
 
 
-async def test_the_version_table_failing_to_be_created_fails_the_first_step(
-    tmp_path: Path, pg_db: URL
-) -> None:
-    # The version table's CREATE goes ahead of the first step's code; if it fails, the
-    # failure is the first step's, nothing of the run stays, and the database answers.
+async def test_a_version_table_that_cannot_be_created_is_a_clear_error(tmp_path: Path, pg_db: URL) -> None:
+    # Nothing of the run stays, no step is announced, and the database answers.
     engine = create_async_engine(pg_db, poolclass=NullPool)
     try:
         async with engine.begin() as conn:
@@ -131,10 +141,11 @@ async def test_the_version_table_failing_to_be_created_fails_the_first_step(
         await engine.dispose()
     config = make_project(tmp_path, REVISIONS, url=pg_db)
     events: list[Any] = []
-    with pytest.raises(MigrationError) as caught:
+    with pytest.raises(VersionTableError) as caught:
         await command.upgrade(config, "head", on_step=events.append)
-    assert caught.value.revision == "a1"
-    assert "alembic_version_pkc" in str(caught.value)
-    assert [(e.kind, e.revision) for e in events] == [("started", "a1"), ("failed", "a1")]
+    message = str(caught.value)
+    assert message.startswith("Could not create the version table alembic_version: ")
+    assert "alembic_version_pkc" in message and "[SQL: CREATE TABLE alembic_version (" in message
+    assert events == []
     assert await tables_and_versions(pg_db) == ({"alembic_version_pkc"}, set())
     assert await _lock_is_free(pg_db)

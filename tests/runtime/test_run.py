@@ -103,7 +103,8 @@ async def test_failing_migration_rolls_back_per_run(tmp_path: Path, sqlite_or_pg
     assert info.value.revision == "c3"
     # One transaction per run: b2 and the half-done c3 are rolled back together.
     assert await tables_and_versions(sqlite_or_pg_db) == ({"t1"}, {"a1"})
-    assert [e.kind for e in events] == ["started", "finished", "started", "failed"]
+    assert [e.kind for e in events] == ["started", "finished", "started", "failed", "rolled_back"]
+    assert info.value.database_at == ("a1",)
 
 
 async def test_failing_migration_error_is_one_line(tmp_path: Path, sqlite_db: URL) -> None:
@@ -115,6 +116,7 @@ async def test_failing_migration_error_is_one_line(tmp_path: Path, sqlite_db: UR
         await command.upgrade(config, "head")
     assert str(info.value) == (
         "upgrade <base> -> a1, Add things across two lines failed: ValueError: first line"
+        "; rolled back, the database is still at <base>"
     )
 
 

@@ -78,10 +78,10 @@ def test_op_outside_a_migration_raises(tmp_path: Path) -> None:
 
 
 def test_every_alembic_alias_resolves() -> None:
-    from asyncmigrate.script.loader import ALIASES, _target
+    from asyncmigrate.script.loader import ALIASES, resolve_alias
 
     for alembic_name in ALIASES:
-        assert _target(alembic_name) is not None, alembic_name
+        assert resolve_alias(alembic_name) is not None, alembic_name
 
 
 def test_alembic_util_helpers(tmp_path: Path) -> None:

@@ -41,7 +41,8 @@ def test_toml_file_with_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPa
 def test_json_file(tmp_path: Path) -> None:
     path = tmp_path / "tenants.json"
     path.write_text(json.dumps([{"name": "a", "url": "sqlite:///a.db"}]), encoding="utf-8")
-    assert load_tenants_file(path) == [Tenant("a", "sqlite+aiosqlite:///a.db")]
+    # A relative SQLite path is relative to the tenants file, not to the current directory.
+    assert load_tenants_file(path) == [Tenant("a", f"sqlite+aiosqlite:///{tmp_path}/a.db")]
 
 
 @pytest.mark.parametrize(

@@ -9,13 +9,13 @@ is compared here too.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Computed, Identity
 
+from ...masking import get_logger
 from ...operations import ops
 from .registry import DispatchResult, comparators
 
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
 __all__ = ["compare_columns", "compare_nullable"]
 
-log = logging.getLogger("asyncmigrate.autogenerate")
+log = get_logger("asyncmigrate.autogenerate")
 
 
 @contextmanager

@@ -6,9 +6,9 @@ tell them apart. A new table carries its comments in ``create_table``.
 
 from __future__ import annotations
 
-import logging
 from typing import TYPE_CHECKING, Any
 
+from ...masking import get_logger
 from ...operations import ops
 from .registry import DispatchResult, comparators
 
@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
 __all__ = ["compare_column_comment", "compare_table_comment"]
 
-log = logging.getLogger("asyncmigrate.autogenerate")
+log = get_logger("asyncmigrate.autogenerate")
 
 
 def _normalized(comment: str | None) -> str | None:

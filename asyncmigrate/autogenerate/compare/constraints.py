@@ -13,7 +13,6 @@ it is not compared, and unnamed ones are left alone.
 
 from __future__ import annotations
 
-import logging
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import CheckConstraint, ForeignKeyConstraint, Index, UniqueConstraint
 from sqlalchemy.sql.elements import ClauseElement, ColumnClause, TextClause
 
+from ...masking import get_logger
 from ...operations import ops
 from ...operations.schemaobj import constraint_name_or_none
 from .registry import DispatchResult, comparators
@@ -40,7 +40,7 @@ __all__ = [
     "normalized_expression",
 ]
 
-log = logging.getLogger("asyncmigrate.autogenerate")
+log = get_logger("asyncmigrate.autogenerate")
 
 def final_name(dialect: Dialect, constraint: Any) -> str | None:
     """Return the name the database gives ``constraint`` (conventions, truncation), or None."""

@@ -12,12 +12,13 @@ identity) and the models do not declare is dropped.
 
 from __future__ import annotations
 
-import logging
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Enum, Sequence, text
 from sqlalchemy import types as sqltypes
 
+from ...compat import extensions
+from ...masking import get_logger
 from ...operations import ops
 from ..ops import (
     AlterEnumTypeOp,
@@ -36,7 +37,7 @@ if TYPE_CHECKING:
 
 __all__ = ["compare_enums", "compare_sequences", "native_enum"]
 
-log = logging.getLogger("asyncmigrate.autogenerate")
+log = get_logger("asyncmigrate.autogenerate")
 
 _Key = tuple[str | None, str]
 
@@ -94,7 +95,14 @@ def _removed_columns(upgrade_ops: ops.UpgradeOps) -> tuple[set[_Key], set[tuple[
 def compare_enums(
     autogen_context: AutogenContext, upgrade_ops: ops.UpgradeOps, schemas: set[str | None]
 ) -> DispatchResult:
-    """Create, alter and drop PostgreSQL enum types (runs after the tables are compared)."""
+    """Create, alter and drop PostgreSQL enum types (runs after the tables are compared).
+
+    Steps aside where alembic-postgresql-enum is installed and registered:
+    the project chose it to manage its enums, and its revisions must come
+    out as they do under Alembic.
+    """
+    if extensions.alembic_comparator_from("alembic_postgresql_enum"):
+        return DispatchResult.CONTINUE
     wanted: dict[_Key, tuple[str, ...]] = {}
     for table in _included_tables(autogen_context, schemas):
         for column in table.columns:

@@ -14,7 +14,6 @@ working Python.
 
 from __future__ import annotations
 
-import logging
 import re
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -47,7 +46,9 @@ if TYPE_CHECKING:
 
 __all__ = ["KINDS", "SchemaReflection", "reflected_index", "reflected_unique_constraint"]
 
-log = logging.getLogger("asyncmigrate.autogenerate")
+from ...masking import get_logger
+
+log = get_logger("asyncmigrate.autogenerate")
 
 #: The ``get_multi_<kind>`` inspector methods read for every table.
 KINDS = (

@@ -34,11 +34,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from ...compat import extensions
+
 __all__ = ["Comparators", "DispatchPriority", "DispatchResult", "comparators"]
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 
 TARGETS = ("autogenerate", "schema", "table", "column")
+
+#: Registration order given to plugins registered on Alembic (after every function of ours).
+_FOREIGN = 1 << 40
 
 
 class DispatchResult(enum.Enum):
@@ -123,9 +128,14 @@ class Comparators:
         return [entry.fn for entry in self._ordered(target, dialect_name)]
 
     def _ordered(self, target: str, dialect_name: str) -> list[_Entry]:
+        # Plugins registered on the real Alembic's ``comparators`` run after ours at equal priority.
+        foreign = [
+            _Entry(found.fn, target, found.qualifier, found.element, found.priority, _FOREIGN + i)
+            for i, found in enumerate(extensions.alembic_comparators(target))
+        ]
         chosen = [
             entry
-            for entry in self._entries
+            for entry in [*self._entries, *foreign]
             if entry.target == target and entry.qualifier in ("default", dialect_name)
         ]
         # Priority first; then groups keep the position of their first registration;

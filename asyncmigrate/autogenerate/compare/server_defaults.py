@@ -11,7 +11,6 @@ logged, never turned into an operation.
 
 from __future__ import annotations
 
-import logging
 import re
 from typing import TYPE_CHECKING, Any
 
@@ -19,6 +18,7 @@ from sqlalchemy import Computed, DefaultClause, Float, Identity, Numeric, litera
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql.elements import ClauseElement, TextClause
 
+from ...masking import get_logger
 from .registry import DispatchPriority, DispatchResult, comparators
 
 if TYPE_CHECKING:
@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
 __all__ = ["identity_differences", "rendered_default"]
 
-log = logging.getLogger("asyncmigrate.autogenerate")
+log = get_logger("asyncmigrate.autogenerate")
 
 #: Identity options compared (Oracle's ``order``/``on_null`` are not).
 _IDENTITY_OPTIONS = ("start", "increment", "minvalue", "maxvalue", "cycle", "cache")

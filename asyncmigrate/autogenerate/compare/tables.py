@@ -14,11 +14,11 @@ tables that exist.
 
 from __future__ import annotations
 
-import logging
 from typing import TYPE_CHECKING
 
 from sqlalchemy import ForeignKeyConstraint, Table
 
+from ...masking import get_logger
 from ...operations import ops
 from .columns import compare_columns
 from .registry import DispatchResult, comparators
@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
 __all__ = ["compare_tables", "produce_net_changes", "schemas_to_compare"]
 
-log = logging.getLogger("asyncmigrate.autogenerate")
+log = get_logger("asyncmigrate.autogenerate")
 
 
 def schemas_to_compare(autogen_context: AutogenContext) -> list[str | None]:
@@ -91,6 +91,11 @@ def compare_tables(
     ):
         version_schema = None  # the schema unqualified names resolve to
     dialect_name = autogen_context.dialect.name
+    # asyncmigrate's own tables: the version table and, when configured, the history table.
+    own = {version_table}
+    history = migration_context.history if migration_context is not None else None
+    if history is not None:
+        own.add(history.table.name)
 
     conn_names: set[tuple[str | None, str]] = set()
     for schema in schemas:
@@ -98,7 +103,7 @@ def compare_tables(
         names = [
             name
             for name in reflection.table_names
-            if not (name == version_table and schema == version_schema)
+            if not (name in own and schema == version_schema)
             and autogen_context.run_name_filters(name, "table", {"schema_name": schema})
         ]
         reflection.load(names)
@@ -107,7 +112,7 @@ def compare_tables(
     metadata_tables: dict[tuple[str | None, str], Table] = {}
     for table in autogen_context.sorted_tables:
         schema = None if table.schema == default_schema else table.schema
-        if (schema, table.name) == (version_schema, version_table):
+        if schema == version_schema and table.name in own:
             continue
         if schema not in schemas:
             continue

@@ -14,7 +14,6 @@ words (``WITH TIME ZONE``) when both sides have as many -- so a reflected
 
 from __future__ import annotations
 
-import logging
 import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -22,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import types as sqltypes
 from sqlalchemy.engine import Dialect
 
+from ...masking import get_logger
 from .registry import DispatchPriority, DispatchResult, comparators
 
 if TYPE_CHECKING:
@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 
 __all__ = ["TypeSignature", "type_signature", "types_differ"]
 
-log = logging.getLogger("asyncmigrate.autogenerate")
+log = get_logger("asyncmigrate.autogenerate")
 
 #: Type names that mean the same thing, per dialect ("default" applies everywhere).
 SYNONYMS: dict[str, tuple[frozenset[str], ...]] = {

@@ -25,9 +25,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
-import logging
 import os
-import secrets
 import shutil
 import time
 from collections.abc import AsyncIterator
@@ -45,17 +43,20 @@ from sqlalchemy.pool import NullPool
 from ... import command
 from ...config import Config
 from ...exceptions import ConfigError, DatabaseError
+from ...masking import get_logger
 from ...script import ScriptDirectory
 from ...urls import mask_password, to_async_url
+from .housekeeping import SessionLease, Sweep
+from .options import MigrationTestOptions, Setup, template_fingerprint
+from .seeding import call_hook
 
-__all__ = ["Backend", "DatabaseFactory", "Template", "TemporaryDatabase", "template_key"]
+__all__ = ["Backend", "DatabaseFactory", "Template", "TemporaryDatabase", "run_setup", "template_key"]
 
-log = logging.getLogger("asyncmigrate.testing")
+log = get_logger("asyncmigrate.testing")
 
 Backend: TypeAlias = Literal["postgresql", "sqlite", "mysql"]
 
 _VERSION = "1"  # bump when the template layout changes
-_MAX_IDENT = 63
 _DROP_CONCURRENCY = 32  # drops at once: enough to share one checkpoint, well under max_connections
 
 
@@ -71,8 +72,10 @@ def backend_of(url: URL) -> Backend:
     raise ConfigError(f"Test databases are not supported on {name} ({mask_password(url)})")
 
 
-def template_key(config: Config, base_url: URL, target: str) -> str:
-    """Hash what decides a migrated template's schema: files, options, target and server.
+def template_key(config: Config, base_url: URL, target: str, setup: str = "") -> str:
+    """Hash what decides a migrated template's schema: files, options, target, set-up and server.
+
+    :param setup: the options' fingerprint (:func:`~.options.template_fingerprint`).
 
     Reads the revision files and env.py (not imports: nothing runs).
     """
@@ -86,6 +89,7 @@ def template_key(config: Config, base_url: URL, target: str) -> str:
 
     add("layout", _VERSION)
     add("target", target)
+    add("setup", setup)
     for path in sorted(script.revision_files()):
         add("revision", path.name)
         add("content", path.read_bytes())
@@ -129,6 +133,8 @@ class Template:
     """SQLite: the template file."""
     built: bool = False
     """True when this session built it (False: found in the cache)."""
+    options: MigrationTestOptions | None = field(default=None, repr=False, compare=False)
+    """MySQL: the options each copy is built with (there is no template database)."""
 
 
 @dataclass
@@ -202,6 +208,8 @@ class DatabaseFactory:
     :param prefetch: PostgreSQL clones to keep ready per template.
     :param drop_batch: drop per-test PostgreSQL databases this many at a time.
     :param rebuild: rebuild templates even when the cache has them.
+    :param cleanup: also drop every template no live session uses (leftovers
+        of ended sessions are always dropped).
     """
 
     def __init__(
@@ -212,6 +220,7 @@ class DatabaseFactory:
         prefetch: int = 1,
         drop_batch: int = 16,
         rebuild: bool = False,
+        cleanup: bool = False,
     ) -> None:
         self.cache_dir = cache_dir
         self.work_dir = work_dir
@@ -225,7 +234,7 @@ class DatabaseFactory:
         self._maintenance: dict[str, URL] = {}
         self._clones: dict[tuple[str, str], _Clones] = {}
         self._to_drop: list[tuple[URL, str]] = []
-        self._counter = 0
+        self.session = SessionLease(cache_dir, purge_templates=cleanup)
         self._group: anyio.abc.TaskGroup | None = None
         self._stack: contextlib.AsyncExitStack | None = None
         self.stats: dict[str, float] = {"templates_built": 0, "templates_reused": 0, "databases": 0}
@@ -264,38 +273,47 @@ class DatabaseFactory:
             for engine in self._admins.values():
                 await engine.dispose()
             self._admins.clear()
+            await self.session.release()
 
     # -- names and keys ---------------------------------------------------------------------
 
-    def _next_name(self, prefix: str) -> str:
-        self._counter += 1
-        name = f"{prefix}_{os.getpid()}_{self._counter}_{secrets.token_hex(3)}"
-        return name[:_MAX_IDENT]
-
-    def _key(self, config: Config, base_url: URL, target: str) -> str:
+    def _key(self, config: Config, base_url: URL, target: str, setup: str) -> str:
         """Return the template key, re-hashing only when a file changed since the last call."""
         script = ScriptDirectory.from_config(config)
         files = [*script.revision_files(), Path(script.env_py_location)]
         stats = tuple((str(p), p.stat().st_mtime_ns, p.stat().st_size) for p in files if p.exists())
-        memo = (config.config_file_name, config.toml_file_name, str(base_url), target, stats,
-                tuple(sorted(config.x_arguments.items())))
+        memo = (config.config_file_name, config.config_ini_section, config.toml_file_name,
+                str(base_url), target, setup, stats, tuple(sorted(config.x_arguments.items())))
         key = self._keys.get(memo)
         if key is None:
-            key = self._keys[memo] = template_key(config, base_url, target)
+            key = self._keys[memo] = template_key(config, base_url, target, setup)
         return key
 
     # -- templates --------------------------------------------------------------------------
 
-    async def template(self, config: Config, base_url: str | URL, target: str | None) -> Template:
-        """Return the template for ``config`` migrated to ``target`` (None: an empty database).
+    async def template(
+        self,
+        config: Config,
+        base_url: str | URL,
+        target: str | None,
+        options: MigrationTestOptions | None = None,
+    ) -> Template:
+        """Return the template for ``config`` migrated to ``target`` (None: no migration).
 
         Built on first use in this session, unless an earlier session left it.
+
+        :param options: their ``setup`` runs on the new database before the
+            history; with data at revisions (or skipped revisions) the history
+            runs one revision at a time, the rows inserted, as the checks do.
+            Part of the template's key.
         """
         url = to_async_url(base_url)
         backend = backend_of(url)
-        if target is None:
+        fingerprint = template_fingerprint(options, target is not None)
+        if target is None and not fingerprint:
             return Template(backend, "", None, url, name="template1" if backend == "postgresql" else "")
-        key = await anyio.to_thread.run_sync(self._key, config, url, target)
+        label = "(none)" if target is None else target
+        key = await anyio.to_thread.run_sync(self._key, config, url, label, fingerprint)
         server = "" if backend == "sqlite" else str(url.set(database=None))
         memo = (backend, server, target, key)
         found = self._templates.get(memo)
@@ -306,32 +324,53 @@ class DatabaseFactory:
             found = self._templates.get(memo)
             if found is None:
                 if backend == "postgresql":
-                    found = await self._pg_template(config, url, target, key)
+                    found = await self._pg_template(config, url, target, key, options)
                 elif backend == "sqlite":
-                    found = await self._sqlite_template(config, url, target, key)
+                    found = await self._sqlite_template(config, url, target, key, options)
                 else:
-                    found = Template(backend, key, target, url)
+                    found = Template(backend, key, target, url, options=options)
                 self._templates[memo] = found
                 self.stats["templates_built" if found.built else "templates_reused"] += 1
         return found
 
-    async def _sqlite_template(self, config: Config, url: URL, target: str, key: str) -> Template:
+    async def _build(
+        self, config: Config, url: URL, target: str | None, options: MigrationTestOptions | None
+    ) -> None:
+        """Run the set-up on the new database at ``url``, then migrate it to ``target``."""
+        if options is not None and options.setup is not None:
+            await run_setup(url, options.setup)
+        if target is None:
+            return
+        if options is not None and options.steps_one_by_one:
+            from .runner import MigrationRunner  # the runner builds on this module
+
+            copy = config.copy(url=url.render_as_string(hide_password=False))
+            database = TemporaryDatabase(url, copy, backend_of(url), str(url.database))
+            await MigrationRunner(database, options, lock=False).migrate_up_to(target)
+        else:
+            await command.upgrade(
+                config.copy(url=url.render_as_string(hide_password=False)), target, url=url, lock=False
+            )
+
+    async def _sqlite_template(
+        self, config: Config, url: URL, target: str | None, key: str, options: MigrationTestOptions | None
+    ) -> Template:
         path = self.cache_dir / f"sqlite-{key[:24]}.db"
         lock_path = self.cache_dir / f"sqlite-{key[:24]}.lock"
         self.cache_dir.mkdir(parents=True, exist_ok=True)
         handle = await anyio.to_thread.run_sync(_flock, lock_path)
         try:
+            if self.session.hold_files():
+                self.session.sweep_files()  # half-built templates of ended sessions
             if path.exists() and not self.rebuild:
                 log.info("Reusing the migrated SQLite template %s", path)
                 return Template("sqlite", key, target, url, path=path)
-            building = path.with_name(f"{path.stem}.{os.getpid()}.{secrets.token_hex(3)}.building.db")
-            build_url = url.set(database=str(building))
+            building = path.with_name(self.session.file_name(path.stem))
             started = time.perf_counter()
             try:
-                await command.upgrade(
-                    config.copy(url=build_url.render_as_string(hide_password=False)),
-                    target, url=build_url, lock=False,
-                )
+                await self._build(config, url.set(database=str(building)), target, options)
+                if not building.exists():  # nothing was run: an empty database
+                    building.touch()
                 os.replace(building, path)
             finally:
                 for leftover in (building, Path(f"{building}.asyncmigrate-lock")):
@@ -384,33 +423,36 @@ class DatabaseFactory:
             if url.get_backend_name() == "postgresql":
                 # Test databases need no durability; this halves CREATE DATABASE on slow disks.
                 await connection.execute(text("SET synchronous_commit = off"))
+            server = str(url.set(database=None))
+            if await self.session.hold(self._maintenance.get(server, url)):
+                await self.session.sweep(connection)  # leftovers of ended sessions
             yield connection
 
-    async def _pg_template(self, config: Config, url: URL, target: str, key: str) -> Template:
+    async def _pg_template(
+        self, config: Config, url: URL, target: str | None, key: str, options: MigrationTestOptions | None
+    ) -> Template:
         project = project_key(config, url)
         name = f"amtpl_{project}_{key[:20]}"
         async with self._admin_connection(url) as admin:
-            await admin.execute(
-                text("SELECT pg_advisory_lock(hashtextextended(:name, 0))"), {"name": name}
-            )
+            await admin.execute(text("SELECT pg_advisory_lock(hashtextextended(:k, 0))"),
+                                {"k": f"build:{name}"})
             try:
                 exists = (
                     await admin.execute(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name})
                 ).scalar()
                 if exists and not self.rebuild:
                     log.info("Reusing the migrated PostgreSQL template %s", name)
+                    await self.session.use_template(admin, name)
                     return Template("postgresql", key, target, url, name=name)
-                if exists:
-                    await _pg_drop(admin, name)
-                building = f"amtpl_{project}_{secrets.token_hex(4)}_building"
+                if exists and not await self.session.drop_template(admin, name):
+                    raise DatabaseError(
+                        f"Cannot rebuild the template {name}: another test session is using it"
+                    )
+                building = self.session.building_name(project)
                 await admin.execute(text(f'CREATE DATABASE "{building}"'))
-                build_url = url.set(database=building)
                 started = time.perf_counter()
                 try:
-                    await command.upgrade(
-                        config.copy(url=build_url.render_as_string(hide_password=False)),
-                        target, url=build_url, lock=False,
-                    )
+                    await self._build(config, url.set(database=building), target, options)
                     await admin.execute(text(f'ALTER DATABASE "{building}" RENAME TO "{name}"'))
                 except BaseException:
                     with anyio.CancelScope(shield=True):
@@ -419,26 +461,28 @@ class DatabaseFactory:
                 # No session may ever sit on a template: CREATE DATABASE ... TEMPLATE would fail.
                 await admin.execute(text(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS false'))
                 log.info("Built the PostgreSQL template %s in %.2fs", name, time.perf_counter() - started)
-                await self._drop_stale_templates(admin, project, name)
+                await self.session.use_template(admin, name)
+                await self.session.drop_stale_templates(admin, project, keep=name)
                 return Template("postgresql", key, target, url, name=name, built=True)
             finally:
-                await admin.execute(
-                    text("SELECT pg_advisory_unlock(hashtextextended(:name, 0))"), {"name": name}
-                )
+                await admin.execute(text("SELECT pg_advisory_unlock(hashtextextended(:k, 0))"),
+                                    {"k": f"build:{name}"})
 
-    async def _drop_stale_templates(self, admin: AsyncConnection, project: str, keep: str) -> None:
-        rows = await admin.execute(
-            text("SELECT datname FROM pg_database WHERE datname LIKE :pattern AND datname <> :keep"),
-            {"pattern": f"amtpl\\_{project}\\_%", "keep": keep},
-        )
-        for (stale,) in rows.all():
-            if stale.endswith("_building"):
-                continue  # another process may be building it right now
-            try:
-                await admin.execute(text(f'DROP DATABASE IF EXISTS "{stale}"'))
-                log.info("Dropped the stale template %s", stale)
-            except Exception as exc:  # in use by another session's clones: leave it
-                log.debug("Could not drop the stale template %s: %s", stale, exc)
+    async def sweep(self, base_url: str | URL, config: Config | None = None) -> Sweep:
+        """Drop what ended sessions left on ``base_url``'s server (SQLite: in the cache directory).
+
+        With ``cleanup``, also ``config``'s project's templates no live session uses.
+        """
+        url = to_async_url(base_url)
+        if config is not None:
+            self.session.projects.add(project_key(config, url))
+        if backend_of(url) == "sqlite":
+            self.session.hold_files()
+            return self.session.sweep_files()
+        async with self._admin_connection(url) as admin:
+            if self.session.sweeps:
+                return self.session.sweeps[-1]
+            return await self.session.sweep(admin)
 
     # -- per-test databases -----------------------------------------------------------------
 
@@ -446,7 +490,8 @@ class DatabaseFactory:
         """Return a new database copied from ``template`` (or empty), with a config on it."""
         self.stats["databases"] += 1
         if template.backend == "sqlite":
-            path = self.work_dir / f"{self._next_name('db')}.db"
+            path = self.work_dir / f"{self.session.database_name()}.db"
+            path.parent.mkdir(parents=True, exist_ok=True)
             if template.path is not None:
                 await anyio.to_thread.run_sync(shutil.copyfile, template.path, path)
             url = template.base_url.set(database=str(path))
@@ -455,14 +500,14 @@ class DatabaseFactory:
             name = await self._pg_clone(template)
             url = template.base_url.set(database=name)
             return self._database(url, config, "postgresql", name, template)
-        name = self._next_name("amt")
+        name = self.session.database_name()
         async with self._admin_connection(template.base_url) as admin:
             await admin.execute(text(f"CREATE DATABASE `{name}`"))
         url = template.base_url.set(database=name)
         database = self._database(url, config, "mysql", name, template)
-        if template.target is not None:
+        if template.target is not None or template.options is not None:
             try:
-                await command.upgrade(database.config, template.target, url=url, lock=False)
+                await self._build(config, url, template.target, template.options)
             except BaseException:
                 with anyio.CancelScope(shield=True):
                     await self.discard(database)
@@ -477,7 +522,7 @@ class DatabaseFactory:
 
     async def _pg_clone(self, template: Template) -> str:
         if self.prefetch == 0 or self._group is None:
-            name = self._next_name("amt")
+            name = self.session.database_name()
             async with self._admin_connection(template.base_url) as admin:
                 await self._pg_create(admin, name, template.name)
             return name
@@ -499,7 +544,7 @@ class DatabaseFactory:
         try:
             async with self._admin_connection(template.base_url) as admin:
                 while True:
-                    name = self._next_name("amt")
+                    name = self.session.database_name()
                     try:
                         await self._pg_create(admin, name, template.name)
                     except Exception as exc:
@@ -579,6 +624,22 @@ class DatabaseFactory:
 
 async def _pg_drop(admin: AsyncConnection, name: str) -> None:
     await admin.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+async def run_setup(url: URL, setup: Setup) -> None:
+    """Run ``setup`` on the database at ``url``: SQL statements in order, or a callable, committed."""
+    engine = create_async_engine(url, poolclass=NullPool)
+    try:
+        async with engine.begin() as connection:
+            if callable(setup):
+                await call_hook(connection, setup)
+            else:
+                for statement in [setup] if isinstance(setup, str) else setup:
+                    await connection.exec_driver_sql(str(statement))
+    except Exception as exc:
+        raise ConfigError(f"The test databases' set-up failed on {mask_password(url)}: {_line(exc)}") from exc
+    finally:
+        await engine.dispose()
 
 
 def _flock(path: Path) -> Any:

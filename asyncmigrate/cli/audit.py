@@ -1,0 +1,80 @@
+"""``validate`` and ``log`` across tenants: the same tenant sources as the fan-out, read-mostly.
+
+Each tenant is validated (or its record read) in its own task, at most
+``--concurrency`` at once; one tenant's failure (an unreachable server)
+becomes its line and never stops the others. This is lighter than the
+migration fan-out: no waves, shards, canaries or report files.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+import anyio
+
+from .. import command
+from ..exceptions import AsyncMigrateError
+from .tenants import TenantOptions, _load_tenants
+
+if TYPE_CHECKING:
+    from ..audit import AppliedRecord, ValidationReport
+    from ..config import Config
+    from ..tenants import Tenant
+
+__all__ = ["TenantOutcome", "log_across", "validate_across"]
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class TenantOutcome(Generic[T]):
+    """One tenant's result, or the one-line error that stopped it."""
+
+    tenant: Tenant
+    result: T | None = None
+    error: str | None = None
+
+
+async def _across(
+    config: Config, options: TenantOptions, fn: Callable[[Config, dict[str, Any]], Awaitable[T]]
+) -> list[TenantOutcome[T]]:
+    tenants = await _load_tenants(config, options)
+    script = await command._script_directory(config)
+    limiter = anyio.CapacityLimiter(options.concurrency)
+    outcomes: dict[int, TenantOutcome[T]] = {}
+
+    async def one(index: int, tenant: Tenant) -> None:
+        async with limiter:
+            tenant_config = config.copy(url=tenant.url, attributes={"tenant": tenant})
+            opts = {"tenant": tenant, "tenant_schema": tenant.schema, "script": script}
+            try:
+                outcomes[index] = TenantOutcome(tenant, await fn(tenant_config, opts))
+            except AsyncMigrateError as exc:
+                outcomes[index] = TenantOutcome(tenant, error=str(exc).splitlines()[0])
+
+    async with anyio.create_task_group() as group:
+        for index, tenant in enumerate(tenants):
+            group.start_soon(one, index, tenant)
+    return [outcomes[i] for i in range(len(tenants))]
+
+
+async def validate_across(
+    config: Config, options: TenantOptions, repair: bool
+) -> list[TenantOutcome[ValidationReport]]:
+    """Validate every selected tenant (``--repair``: repair each)."""
+
+    async def validate(tenant_config: Config, opts: dict[str, Any]) -> ValidationReport:
+        return await command.validate(tenant_config, repair, **opts)
+
+    return await _across(config, options, validate)
+
+
+async def log_across(config: Config, options: TenantOptions) -> list[TenantOutcome[AppliedRecord]]:
+    """Read every selected tenant's applied record."""
+
+    async def log(tenant_config: Config, opts: dict[str, Any]) -> AppliedRecord:
+        return await command.log(tenant_config, **opts)
+
+    return await _across(config, options, log)

@@ -1,0 +1,147 @@
+"""SQLite over aiosqlite: each statement in one hand-off to the driver's thread.
+
+aiosqlite runs every ``sqlite3`` call in a worker thread; SQLAlchemy's
+adapter makes several hand-offs per statement (a cursor, the execute, the
+description, the close). Here a statement -- with the ``BEGIN`` that makes
+the step's DDL transactional, when one is due -- runs in a single hand-off
+through aiosqlite's private ``_execute`` (this module is the only place that
+uses it; :meth:`AiosqliteDriver.usable` checks it is there, else the plain
+path applies). ``sqlite3`` reports its transaction state itself
+(``in_transaction``), so nothing needs to be kept in step with SQLAlchemy:
+its own ``commit()`` after a folded one finds nothing to commit.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError
+
+from ..._greenlet import await_in_loop
+from ...exceptions import VersionTableError
+from ...masking import get_logger
+from . import Driver, Statement
+
+__all__ = ["AiosqliteDriver"]
+
+log = get_logger(__name__)
+
+
+class AiosqliteDriver(Driver):
+    """One thread hand-off per statement; a due ``BEGIN`` travels with the next statement."""
+
+    name = "aiosqlite"
+    raw_statements = True
+
+    def __init__(self, connection: Connection) -> None:
+        super().__init__(connection)
+        self._worker: Any = connection.connection.driver_connection  # the aiosqlite.Connection
+        self._begin_due = False
+        event.listen(connection, "before_cursor_execute", self._before_execute)
+
+    @classmethod
+    def usable(cls, connection: Connection) -> bool:
+        """Whether aiosqlite has the hand-off this path relies on."""
+        try:
+            worker = connection.connection.driver_connection
+        except Exception:  # pragma: no cover - a connection without a DBAPI connection
+            return False
+        ok = callable(getattr(worker, "_execute", None)) and isinstance(
+            getattr(worker, "_conn", None), sqlite3.Connection
+        )
+        if not ok:
+            log.debug("aiosqlite fast path disabled: no _execute/_conn on %s", type(worker).__name__)
+        return ok
+
+    def close(self) -> None:
+        """Stop watching the connection (sending a due ``BEGIN`` first is not needed: nothing ran)."""
+        if event.contains(self.connection, "before_cursor_execute", self._before_execute):
+            event.remove(self.connection, "before_cursor_execute", self._before_execute)
+
+    def begin(self) -> None:
+        """Open the transaction for real before the next statement, DDL included.
+
+        ``sqlite3`` begins a transaction only before DML; DDL before that
+        would commit by itself. The ``BEGIN`` travels with the next statement.
+        """
+        if not self._sqlite.in_transaction and self._sqlite.isolation_level is not None:
+            self._begin_due = True
+
+    @property
+    def _sqlite(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection = self._worker._conn
+        return conn
+
+    def _before_execute(self, *args: Any) -> None:
+        if self._begin_due:  # SQLAlchemy is about to run a statement of its own: BEGIN first
+            self._begin_due = False
+            self._hand_off(lambda raw: raw.execute("BEGIN"), "BEGIN")
+
+    def _hand_off(self, work: Any, statement: str = "") -> Any:
+        """Run ``work(sqlite3_connection)`` in the driver's thread; raise errors as SQLAlchemy would."""
+        worker = self._worker
+        try:
+            return await_in_loop(worker._execute(work, self._sqlite))
+        except sqlite3.Error as exc:
+            dialect = self.connection.dialect
+            raise DBAPIError.instance(
+                statement, None, exc, dialect.loaded_dbapi.Error, dialect=dialect
+            ) from exc
+
+    def run(self, statement: Statement) -> None:
+        begin, self._begin_due = self._begin_due and not self._sqlite.in_transaction, False
+
+        def work(raw: sqlite3.Connection) -> None:
+            if begin:
+                raw.execute("BEGIN")
+            _checked(raw.execute(statement.sql), statement)
+
+        self._hand_off(work, statement.sql)
+
+    def commit_with(self, statements: list[Statement], after: list[str]) -> bool:
+        begin, self._begin_due = self._begin_due and not self._sqlite.in_transaction, False
+
+        failing = ["COMMIT"]
+
+        def work(raw: sqlite3.Connection) -> None:
+            if begin:
+                raw.execute("BEGIN")
+            for statement in statements:
+                failing[0] = statement.sql
+                _checked(raw.execute(statement.sql), statement)
+            failing[0] = "COMMIT"
+            raw.commit()
+            for sql in after:
+                failing[0] = sql
+                raw.execute(sql)
+
+        try:
+            self._hand_off(work)
+        except DBAPIError as exc:
+            exc.statement = failing[0]
+            raise
+        return True
+
+    def fetch(self, sql: str) -> list[tuple[Any, ...]]:
+        """Run a query in one hand-off and return its rows."""
+
+        def work(raw: sqlite3.Connection) -> list[tuple[Any, ...]]:
+            return list(raw.execute(sql).fetchall())
+
+        result: list[tuple[Any, ...]] = self._hand_off(work, sql)
+        return result
+
+    def server_in_transaction(self) -> bool | None:
+        return bool(self._sqlite.in_transaction)
+
+    def interrupt(self) -> None:
+        # sqlite3's interrupt() may be called from any thread; the running statement stops.
+        self._sqlite.interrupt()
+
+
+def _checked(cursor: sqlite3.Cursor, statement: Statement) -> None:
+    if statement.expect_rows is not None and cursor.rowcount != statement.expect_rows:
+        raise VersionTableError(f"{statement.mismatch}; {cursor.rowcount} found")

@@ -1,0 +1,349 @@
+"""One tenant's turn in a fan-out: connect, retry, keep the deadline, report the truth.
+
+:class:`TenantAttempt` runs one command on one tenant and always returns
+a :class:`~asyncmigrate.tenants.report.TenantResult`; it never raises for
+the tenant's own failures. What it guarantees:
+
+- **Retries** cover every failure to connect (refused, reset, timed out,
+  a dropped pooled connection), with exponential backoff and jitter; a
+  failing migration is never retried.
+- **The deadline** (``timeout``) bounds the tenant's whole turn, retries and
+  cancellation included: when it passes, the statement in flight is
+  cancelled on the server, the run gets a short grace to roll back by
+  itself, and then its sessions are ended and its task cancelled. The
+  grace and every server round trip it makes fit in :data:`CLEANUP`.
+- **The result is truthful**: ``applied`` lists the revisions whose steps
+  committed (from the runtime's step events), ``to`` is where the tenant
+  stands, read back when a failure left it unclear and time allows, and
+  ``None`` when it cannot be known.
+- **Read-only commands create nothing**: ``current``/``check`` on a SQLite
+  file that does not exist fail with "database file does not exist"
+  instead of creating an empty database.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal
+
+import anyio
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from .. import command
+from ..config import Config
+from ..events import StepEvent
+from ..exceptions import AsyncMigrateError, ConnectionFailedError
+from ..masking import get_logger
+from ..runtime.sessions import SessionProbe
+from ..script import ScriptDirectory
+from ..urls import mask_passwords_in, missing_sqlite_file
+from .model import Tenant
+from .report import TenantResult, TenantStatus
+
+__all__ = ["CLEANUP", "TenantAttempt", "one_line"]
+
+log = get_logger(__name__)
+
+#: Seconds a tenant past its deadline gets, in all, to stop its statement and roll back.
+CLEANUP = 2.0
+#: Seconds at most spent reading back where a failed tenant stands.
+READ_BACK = 5.0
+MUTATING = ("upgrade", "downgrade", "stamp")
+
+
+@dataclass
+class _Steps:
+    """What the runtime's step events said about one tenant's run."""
+
+    started: bool = False
+    applied: list[str] = field(default_factory=list)
+    rolled_back: int = 0
+    in_flight: bool = False
+    failed: str | None = None
+    """The runtime's one-line error of the step that failed, if one did."""
+
+    def __call__(self, event: StepEvent) -> None:
+        kind = event.kind
+        if kind == "started":
+            self.started = self.in_flight = True
+        elif kind == "committed":
+            self.applied.append(event.revision or "base")
+            self.in_flight = False
+        elif kind == "rolled_back":
+            self.rolled_back += 1
+            self.in_flight = False
+        elif kind == "failed":
+            self.in_flight = False
+            self.failed = event.error or event.description
+
+
+@dataclass(frozen=True)
+class TenantAttempt:
+    """Run one command on tenants, one tenant per :meth:`run` call.
+
+    It owns retries, the deadline and the result; the scheduling of
+    tenants (limits, waves, stopping) and the engines are the caller's.
+    """
+
+    config: Config
+    script: ScriptDirectory
+    operation: Literal["upgrade", "downgrade", "stamp", "current", "check"]
+    target: Any
+    timeout: float | None = None
+    retries: int = 0
+    retry_backoff: float = 0.5
+    options: dict[str, Any] = field(default_factory=dict)
+    """Passed to the mutating commands (lock, lock_timeout, tag, create_schema, purge)."""
+
+    async def run(
+        self,
+        tenant: Tenant,
+        engine: AsyncEngine,
+        known: tuple[str, ...] | None,
+        on_step: Callable[[StepEvent], None] | None = None,
+    ) -> TenantResult:
+        """Run the command on ``tenant`` and return its result (never raises for its failures).
+
+        :param known: where the tenant stands, if read before (the fleet pre-read).
+        :param on_step: receives the runtime's step events.
+        """
+        began = time.perf_counter()
+        steps = _Steps()
+        probe = SessionProbe()
+        tries = [0]
+        outcome: list[TenantResult] = []
+        errors: list[Exception] = []
+
+        def step(event: StepEvent) -> None:
+            steps(event)
+            if on_step is not None:
+                on_step(event)
+
+        async def body() -> None:
+            try:
+                outcome.append(await self._with_retries(tenant, engine, probe, step, tries))
+            except Exception as exc:
+                errors.append(exc)
+
+        try:
+            timed_out = await self._within_deadline(body, probe)
+        except anyio.get_cancelled_exc_class():
+            # The whole run is being cancelled mid-migration: end the server sessions so
+            # their transactions roll back now, not when their statements complete.
+            if probe.sessions:
+                await probe.interrupt(terminate=True, timeout=CLEANUP)
+            raise
+        elapsed = time.perf_counter() - began
+        if outcome:  # it finished, even if the deadline passed meanwhile
+            result = replace(outcome[0], applied=tuple(steps.applied))
+        elif timed_out:
+            result = self._failed(tenant, self._timeout_message(steps), known, steps)
+        else:
+            error = errors[0]
+            if isinstance(error, AsyncMigrateError):
+                message = one_line(error)
+            else:
+                log.debug("Tenant %s failed", tenant.name, exc_info=error)
+                message = f"{type(error).__name__}: {one_line(error)}"
+            result = self._failed(tenant, message, known, steps)
+            if steps.started and not isinstance(error, ConnectionFailedError):
+                result = await self._read_back(tenant, engine, result, began)
+        return replace(result, seconds=elapsed, attempts=tries[0])
+
+    async def _with_retries(
+        self,
+        tenant: Tenant,
+        engine: AsyncEngine,
+        probe: SessionProbe,
+        on_step: Callable[[StepEvent], None],
+        tries: list[int],
+    ) -> TenantResult:
+        while True:
+            tries[0] += 1
+            try:
+                return await self._once(tenant, engine, probe, on_step)
+            except ConnectionFailedError:
+                if tries[0] > self.retries:
+                    raise
+                delay = self.retry_backoff * (2 ** (tries[0] - 1)) * (0.5 + random.random())
+                log.info("Tenant %s: cannot connect, retrying in %.2fs", tenant.name, delay)
+                await anyio.sleep(delay)
+
+    def _common(self, tenant: Tenant, engine: AsyncEngine, probe: SessionProbe) -> dict[str, Any]:
+        return {
+            "engine": engine,
+            "script": self.script,
+            "tenant": tenant,
+            "tenant_schema": tenant.schema,
+            "session_probe": probe,
+        }
+
+    async def _once(
+        self,
+        tenant: Tenant,
+        engine: AsyncEngine,
+        probe: SessionProbe,
+        on_step: Callable[[StepEvent], None],
+    ) -> TenantResult:
+        tenant_config = self.config.copy(url=tenant.url, attributes={"tenant": tenant})
+        common = self._common(tenant, engine, probe)
+        if self.operation in MUTATING:
+            common.update(self.options, on_step=on_step)
+            if self.operation == "stamp":
+                result = await command.stamp(tenant_config, self.target, **common)
+            else:
+                fn = command.upgrade if self.operation == "upgrade" else command.downgrade
+                result = await fn(tenant_config, self.target, **common)
+            return _result(
+                tenant, "ok" if result.changed else "unchanged", from_heads=result.from_heads,
+                to_heads=result.to_heads, migrations=len(result.steps),
+            )
+        missing = missing_sqlite_file(tenant.url)
+        if missing is not None:
+            return _result(
+                tenant, "failed", from_heads=None, to_heads=None,
+                error=f"database file does not exist: {missing}",
+            )
+        current = await command.current(tenant_config, **common)
+        if self.operation == "check" and not current.at_head:
+            return _result(
+                tenant, "failed", from_heads=current.heads, to_heads=current.heads,
+                error=f"not at head: {len(current.pending)} revision(s) to apply",
+            )
+        return _result(tenant, "ok", from_heads=current.heads, to_heads=current.heads)
+
+    async def _within_deadline(self, body: Callable[[], Awaitable[None]], probe: SessionProbe) -> bool:
+        """Run ``body`` under the deadline; return whether the deadline passed first."""
+        finished = anyio.Event()
+        timed_out = False
+        async with anyio.create_task_group() as watch:
+
+            async def run_body() -> None:
+                try:
+                    await body()
+                finally:
+                    finished.set()
+                    watch.cancel_scope.cancel()
+
+            async def watchdog(limit: float) -> None:
+                nonlocal timed_out
+                await anyio.sleep(limit)
+                timed_out = True
+                await self._stop(probe, finished)
+                watch.cancel_scope.cancel()
+
+            if self.timeout is not None:
+                watch.start_soon(watchdog, self.timeout)
+            watch.start_soon(run_body)
+        return timed_out
+
+    async def _stop(self, probe: SessionProbe, finished: anyio.Event) -> None:
+        """Past the deadline: cancel the statement, let the run roll back, then end its sessions.
+
+        Takes at most :data:`CLEANUP` seconds, server round trips included.
+        """
+        if not probe.sessions:
+            return  # nothing runs on a server (still connecting, or SQLite): cancel now
+        deadline = anyio.current_time() + CLEANUP
+        with anyio.move_on_after(CLEANUP / 2):
+            await probe.interrupt(timeout=CLEANUP / 2)
+            await finished.wait()
+        left = deadline - anyio.current_time()
+        if not finished.is_set() and probe.sessions and left > 0:
+            await probe.interrupt(terminate=True, timeout=left)
+
+    def _timeout_message(self, steps: _Steps) -> str:
+        message = f"timed out after {self.timeout:g}s"
+        if not steps.started:
+            return message + " before any migration step started; nothing was applied"
+        if steps.applied:
+            message += f"; committed before that: {', '.join(steps.applied)}"
+        if steps.rolled_back:
+            message += f"; {steps.rolled_back} uncommitted step(s) rolled back"
+        if steps.failed:
+            message += f"; the step in flight was interrupted: {steps.failed}"
+        elif steps.in_flight:
+            message += "; the step in flight was interrupted"
+        if not steps.applied:
+            message += "; nothing was committed"
+        return message
+
+    def _failed(
+        self, tenant: Tenant, error: str, known: tuple[str, ...] | None, steps: _Steps
+    ) -> TenantResult:
+        """A failed tenant's result, with where it stood and stands when the steps tell it."""
+        applied = tuple(steps.applied)
+        from_heads, to_heads = (known, known) if not applied else self._derive(known, applied)
+        return _result(
+            tenant, "failed", from_heads=from_heads, to_heads=to_heads, migrations=len(applied),
+            applied=applied, error=error,
+        )
+
+    def _derive(
+        self, known: tuple[str, ...] | None, applied: Sequence[str]
+    ) -> tuple[tuple[str, ...] | None, tuple[str, ...] | None]:
+        """Where a tenant stood and stands after ``applied`` committed (None where not derivable).
+
+        Exact for a linear history (one revision at a time in the version
+        table) and for upgrades from known heads; anything else is left unknown.
+        """
+        revisions = {}
+        for revision in applied:
+            try:
+                found = self.script.graph.get_revision(revision)
+            except AsyncMigrateError:
+                return known, None
+            if found is None or found.resolved_dependencies:
+                return known, None  # depends_on moves version rows in ways not worth guessing
+            revisions[revision] = found
+        linear = all(
+            len(rev.down_revisions) <= 1 and len(rev.nextrev) <= 1 and not rev.resolved_dependencies
+            for rev in self.script.graph
+        )
+        first, last = revisions[applied[0]], revisions[applied[-1]]
+        if self.operation == "upgrade":
+            if known is not None:
+                heads = set(known)
+                for revision in applied:
+                    heads = (heads - set(revisions[revision].down_revisions)) | {revision}
+                return known, tuple(sorted(heads))
+            return (tuple(first.down_revisions), (applied[-1],)) if linear else (None, None)
+        if self.operation == "downgrade" and linear:
+            return known or (applied[0],), tuple(last.down_revisions)
+        return known, None
+
+    async def _read_back(
+        self, tenant: Tenant, engine: AsyncEngine, result: TenantResult, began: float
+    ) -> TenantResult:
+        """Read where a failed tenant stands now (bounded by its deadline and :data:`READ_BACK`)."""
+        budget = READ_BACK
+        if self.timeout is not None:
+            budget = min(budget, self.timeout - (time.perf_counter() - began))
+        if budget <= 0:
+            return result
+        tenant_config = self.config.copy(url=tenant.url, attributes={"tenant": tenant})
+        with anyio.move_on_after(budget):
+            try:
+                state = await command.current(
+                    tenant_config, engine=engine, script=self.script, tenant=tenant,
+                    tenant_schema=tenant.schema,
+                )
+            except Exception as exc:  # best effort: the failure itself is what the report says
+                log.debug("Could not read back where %s stands: %s", tenant.name, exc)
+                return result
+            return replace(result, to_heads=state.heads)
+        return result
+
+
+def _result(tenant: Tenant, status: TenantStatus, **kw: Any) -> TenantResult:
+    return TenantResult(tenant.name, tenant.masked_url, tenant.schema, status, **kw)
+
+
+def one_line(exc: BaseException) -> str:
+    """The first line of ``exc``'s message, passwords masked."""
+    text_ = str(exc).strip()
+    line = text_.splitlines()[0] if text_ else type(exc).__name__
+    return mask_passwords_in(line)

@@ -1,0 +1,97 @@
+"""A TCP proxy on loopback that can drop its connections, refuse some, or never answer."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from sqlalchemy.engine import URL
+
+
+class Proxy:
+    """Forward ``127.0.0.1:<port>`` to a server, with faults on demand.
+
+    :param silent: accept connections and never answer (nor forward).
+    :param refuse_first: close this many new connections at once, then forward.
+    """
+
+    def __init__(self, host: str, port: int, *, silent: bool = False, refuse_first: int = 0) -> None:
+        self._target = (host, port)
+        self.silent = silent
+        self.refuse_first = refuse_first
+        self.accepted = 0
+        self._writers: set[asyncio.StreamWriter] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._server: asyncio.Server | None = None
+        self.port = 0
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    def url(self, url: URL) -> URL:
+        """``url`` pointed at the proxy."""
+        return url.set(host="127.0.0.1", port=self.port)
+
+    def drop_all(self) -> int:
+        """Abort every open connection, as a network reset or a server restart would."""
+        writers, self._writers = set(self._writers), set()
+        for writer in writers:
+            writer.transport.abort()
+        return len(writers)
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.accepted += 1
+        if self.refuse_first > 0:
+            self.refuse_first -= 1
+            writer.transport.abort()
+            return
+        self._writers.add(writer)
+        if self.silent:
+            with contextlib.suppress(Exception):
+                await reader.read()  # until the client gives up
+            writer.transport.abort()
+            return
+        try:
+            up_reader, up_writer = await asyncio.open_connection(*self._target)
+        except OSError:
+            writer.transport.abort()
+            return
+        self._writers.add(up_writer)
+
+        async def pump(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+            try:
+                while data := await src.read(65536):
+                    dst.write(data)
+                    await dst.drain()
+            except Exception:  # noqa: BLE001 - either side dropping ends the pair
+                pass
+            finally:
+                dst.transport.abort()
+
+        for task in (pump(reader, up_writer), pump(up_reader, writer)):
+            t = asyncio.ensure_future(task)
+            self._tasks.add(t)
+            t.add_done_callback(self._tasks.discard)
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        self.drop_all()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.sleep(0)
+
+
+@asynccontextmanager
+async def proxy_to(url: URL, **faults: object) -> AsyncIterator[Proxy]:
+    """Run a :class:`Proxy` to ``url``'s server for the block."""
+    proxy = Proxy(url.host or "127.0.0.1", url.port or (5432 if "postgres" in url.drivername else 3306),
+                  **faults)  # type: ignore[arg-type]
+    await proxy.start()
+    try:
+        yield proxy
+    finally:
+        await proxy.close()

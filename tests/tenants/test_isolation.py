@@ -1,0 +1,185 @@
+"""The isolation battery: every tenant ends with exactly what its own run of the revisions computed.
+
+Per-tenant values reach revisions by every route Alembic users take:
+``context.run_migrations(region=...)`` keyword arguments, the
+environment-level ``context.get_context()`` (a schema named in a
+``ForeignKey``), and a helper module's (task-local) state set by env.py.
+Schema tenants and a plain tenant share one URL (and its pooled
+connections); SQLite files, PostgreSQL and MariaDB; one at a time and many
+at once.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import inspect, text
+from sqlalchemy.engine import URL
+from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.pool import NullPool
+
+from asyncmigrate.tenants import Tenant, migrate_tenants
+
+from .. import backends
+from ..project import make_project
+
+HELPER = "fanout_isolation_values"
+
+ENV_PY = f"""
+from sqlalchemy.engine import Connection
+
+from asyncmigrate import context
+import {HELPER}
+
+target_metadata = None
+
+
+def do_run_migrations(connection: Connection) -> None:
+    context.configure(connection=connection, target_metadata=target_metadata)
+    tenant = context.tenant
+    {HELPER}.LABEL.set("lbl_" + tenant.name)
+    with context.begin_transaction():
+        context.run_migrations(region="region-" + tenant.name)
+
+
+async def run_migrations_online() -> None:
+    async with context.connect() as connection:
+        await connection.run_sync(do_run_migrations)
+
+
+context.run_async(run_migrations_online)
+"""
+
+REVISIONS = {
+    "i0": (None, """
+        def upgrade(region):
+            op.create_table(
+                "users",
+                sa.Column("id", sa.Integer, primary_key=True),
+                sa.Column("region", sa.String(60), server_default=region),
+            )
+            op.create_index("ix_users_" + {helper}.LABEL.get(), "users", ["region"])
+    """),
+    "i1": ("i0", """
+        def upgrade(region):
+            from alembic import context as env
+            schema = env.get_context().version_table_schema
+            target = f"{{schema}}.users.id" if schema else "users.id"
+            op.create_table(
+                "orders",
+                sa.Column("id", sa.Integer, primary_key=True),
+                sa.Column("user_id", sa.Integer, sa.ForeignKey(target, name="fk_orders_" + {helper}.LABEL.get())),
+                sa.Column("note", sa.String(60), server_default=region + "/" + {helper}.LABEL.get()),
+                schema=schema,
+            )
+    """),
+}
+
+
+def write_project(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    config = make_project(root, [], env_py=ENV_PY)
+    helpers = root / "helpers"
+    helpers.mkdir()
+    (helpers / f"{HELPER}.py").write_text(
+        "from contextvars import ContextVar\n\nLABEL: ContextVar[str] = ContextVar('label')\n", encoding="utf-8"
+    )
+    monkeypatch.syspath_prepend(str(helpers))
+    versions = root / "migrations" / "versions"
+    for rev, (down, body) in REVISIONS.items():
+        code = textwrap.dedent(body.format(helper=HELPER)).strip()
+        (versions / f"{rev}.py").write_text(
+            f"import sqlalchemy as sa\nfrom alembic import op\nimport {HELPER}\n\n"
+            f"revision = {rev!r}\ndown_revision = {down!r}\nbranch_labels = None\ndepends_on = None\n\n\n"
+            f"{code}\n\n\ndef downgrade(region):\n    pass\n",
+            encoding="utf-8",
+        )
+    del config
+
+
+async def what_tenant_has(tenant: Tenant) -> dict[str, object]:
+    """Read back what the revisions left in ``tenant``: defaults, index and FK names, FK target."""
+    engine = create_async_engine(tenant.url, poolclass=NullPool)
+    schema = tenant.schema
+    prefix = f"{schema}." if schema else ""
+    try:
+        async with engine.connect() as conn:
+            await conn.execute(text(f"INSERT INTO {prefix}users (id) VALUES (1)"))
+            await conn.execute(text(f"INSERT INTO {prefix}orders (id, user_id) VALUES (1, 1)"))
+            region = (await conn.execute(text(f"SELECT region FROM {prefix}users"))).scalar_one()
+            note = (await conn.execute(text(f"SELECT note FROM {prefix}orders"))).scalar_one()
+            await conn.rollback()
+
+            def reflect(sync_conn: object) -> dict[str, object]:
+                found = inspect(sync_conn)
+                fks = found.get_foreign_keys("orders", schema=schema)
+                return {
+                    "indexes": sorted(i["name"] for i in found.get_indexes("users", schema=schema)),
+                    "fks": [(fk["name"], fk.get("referred_schema"), fk["referred_table"]) for fk in fks],
+                }
+
+            shape = await conn.run_sync(reflect)
+    finally:
+        await engine.dispose()
+    return {"region": region, "note": note, **shape}
+
+
+def expected(tenant: Tenant, default_schema: str | None) -> dict[str, object]:
+    label = "lbl_" + tenant.name
+    fk_name = "fk_orders_" + label
+    return {
+        "region": "region-" + tenant.name,
+        "note": f"region-{tenant.name}/{label}",
+        "indexes": ["ix_users_" + label],
+        "fks": [(fk_name, tenant.schema or default_schema, "users")],
+    }
+
+
+@pytest.fixture(params=["postgresql", "mysql"])
+async def shared_server(request: pytest.FixtureRequest) -> AsyncIterator[URL]:
+    backend = request.param
+    backends.require(backend)
+    async with backends.scratch_database(backend) as url:
+        try:
+            yield url
+        finally:
+            if backend == "mysql":
+                engine = create_async_engine(url, poolclass=NullPool)
+                try:
+                    async with engine.connect() as conn:
+                        names = (await conn.execute(text(
+                            "SELECT schema_name FROM information_schema.schemata WHERE schema_name LIKE :p"
+                        ), {"p": f"{url.database}_s%"})).scalars().all()
+                        for name in names:
+                            await conn.execute(text(f"DROP DATABASE `{name}`"))
+                finally:
+                    await engine.dispose()
+
+
+@pytest.mark.parametrize("concurrency", [1, 8])
+async def test_each_tenant_ends_with_exactly_its_own_values(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, shared_server: URL, concurrency: int
+) -> None:
+    write_project(tmp_path, monkeypatch)
+    from asyncmigrate import Config
+
+    config = Config(str(tmp_path / "alembic.ini"))
+    shared = shared_server.render_as_string(hide_password=False)
+    database = shared_server.database
+    tenants = [Tenant("plain_shared", shared)]  # the URL's default schema, next to schema tenants
+    # Schema tenants interleaved with the plain one: they take turns on the same pooled connections.
+    tenants += [Tenant(f"sch{i}", shared, f"{database}_s{i}") for i in range(6)]
+    tenants.insert(3, tenants.pop(0))
+    tenants += [Tenant(f"file{i}", f"sqlite:///{tmp_path}/file{i}.db") for i in range(4)]
+    report = await migrate_tenants(config, tenants, "head", concurrency=concurrency)
+    assert report.counts["ok"] == len(tenants), report.failed
+    default_schema = "public" if shared_server.get_backend_name() == "postgresql" else None
+    for tenant in tenants:
+        got = await what_tenant_has(tenant)
+        want = expected(tenant, default_schema if not tenant.url.startswith("sqlite") else None)
+        if tenant.schema is None and not tenant.url.startswith("sqlite"):
+            # Reflection names the default schema's own tables without a schema.
+            want["fks"] = [(want["fks"][0][0], None, "users")]  # type: ignore[index]
+        assert got == want, tenant

@@ -1,0 +1,119 @@
+"""Network faults: no tenant gets a dead pooled connection; retries and the deadline hold."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.engine import URL
+from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.pool import NullPool
+
+from asyncmigrate.tenants import Tenant, TenantEvent, migrate_tenants
+
+from .. import backends
+from ..project import Rev, make_project
+from .netfaults import proxy_to
+
+REVS = [
+    Rev(f"r{i}", f"r{i - 1}" if i else None, f'op.execute("CREATE TABLE t{i} (id INTEGER)")')
+    for i in range(3)
+]
+
+
+@pytest.fixture(params=["postgresql", "mysql"])
+async def server_db(request: pytest.FixtureRequest) -> AsyncIterator[URL]:
+    """A scratch database on PostgreSQL, then on MariaDB; schemas named ``<db>_s*`` dropped after."""
+    backend = request.param
+    backends.require(backend)
+    async with backends.scratch_database(backend) as url:
+        try:
+            yield url
+        finally:
+            if backend == "mysql":
+                engine = create_async_engine(url, poolclass=NullPool)
+                try:
+                    async with engine.connect() as conn:
+                        names = (await conn.execute(text(
+                            "SELECT schema_name FROM information_schema.schemata WHERE schema_name LIKE :p"
+                        ), {"p": f"{url.database}_s%"})).scalars().all()
+                        for name in names:
+                            await conn.execute(text(f"DROP DATABASE `{name}`"))
+                finally:
+                    await engine.dispose()
+
+
+async def test_a_reset_between_tenants_hands_no_one_a_dead_connection(
+    tmp_path: Path, server_db: URL
+) -> None:
+    config = make_project(tmp_path, REVS)
+    async with proxy_to(server_db) as proxy:
+        url = proxy.url(server_db).render_as_string(hide_password=False)
+        tenants = [Tenant(f"t{i}", url, f"{server_db.database}_s{i}") for i in range(4)]
+        dropped: list[int] = []
+
+        def on_event(event: TenantEvent) -> None:
+            # Each time a tenant finishes, the network drops every connection the pool holds.
+            if event.kind == "finished":
+                dropped.append(proxy.drop_all())
+
+        report = await migrate_tenants(config, tenants, "head", concurrency=1, on_event=on_event)
+    assert report.counts["ok"] == 4, report.failed
+    assert [r.attempts for r in report.results] == [1, 1, 1, 1]
+    assert sum(dropped[:-1]) >= 3  # the pool really held connections that were dropped
+
+
+async def test_retries_cover_a_refused_connection(tmp_path: Path, pg_db: URL) -> None:
+    config = make_project(tmp_path, REVS)
+    async with proxy_to(pg_db, refuse_first=2) as proxy:
+        url = proxy.url(pg_db).render_as_string(hide_password=False)
+        report = await migrate_tenants(
+            config, [Tenant("flaky", url, "tenant_flaky")], "head", retries=3, retry_backoff=0.01
+        )
+    (result,) = report.results
+    assert result.status == "ok", result
+    assert result.attempts == 3
+    assert result.applied == ("r0", "r1", "r2")
+
+
+@pytest.mark.parametrize("backend", ["postgresql", "mysql"])
+async def test_timeout_bounds_a_tenant_whose_server_never_answers(
+    tmp_path: Path, backend: str
+) -> None:
+    backends.require(backend)
+    config = make_project(tmp_path, REVS)
+    server = backends.server_url(backend)
+    async with proxy_to(server, silent=True) as proxy:
+        url = proxy.url(server).render_as_string(hide_password=False)
+        tenants = [Tenant("silent", url, "tenant_silent"), Tenant("fine", f"sqlite:///{tmp_path}/fine.db")]
+        began = time.perf_counter()
+        report = await migrate_tenants(config, tenants, "head", timeout=2.0, retries=2, retry_backoff=0.01)
+        elapsed = time.perf_counter() - began
+    silent, fine = report.results
+    assert proxy.accepted >= 1
+    assert silent.status == "failed"
+    assert silent.error == "timed out after 2s before any migration step started; nothing was applied"
+    assert silent.seconds < 2.0 + 3.0, silent.seconds
+    assert elapsed < 2.0 + 3.0, elapsed
+    assert silent.applied == ()
+    assert fine.status == "ok"
+
+
+async def test_a_silent_fleet_is_bounded_pre_read_included(tmp_path: Path) -> None:
+    backends.require("postgresql")
+    config = make_project(tmp_path, REVS)
+    server = backends.server_url("postgresql")
+    async with proxy_to(server, silent=True) as proxy:
+        url = proxy.url(server).render_as_string(hide_password=False)
+        # Several schemas of one database: the fleet pre-read is tried first, and given up.
+        tenants = [Tenant(f"s{i}", url, f"tenant_s{i}") for i in range(3)]
+        began = time.perf_counter()
+        report = await migrate_tenants(config, tenants, "head", timeout=2.0, concurrency=3)
+        elapsed = time.perf_counter() - began
+    assert [r.status for r in report.results] == ["failed"] * 3
+    assert all(r.seconds < 2.0 + 3.0 for r in report.results), report.results
+    # The pre-read waits no longer than one tenant's timeout before tenants start on their own.
+    assert elapsed < 2.0 + 2.0 + 3.0, elapsed

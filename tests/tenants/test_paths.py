@@ -1,0 +1,87 @@
+"""SQLite paths in a tenants file are the file's; read-only commands never create a database."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from asyncmigrate.cli import cli
+from asyncmigrate.tenants import Tenant, load_tenants_file, migrate_tenants
+
+from ..project import Rev, make_project
+
+REVS = [Rev("r1", None, 'op.execute("CREATE TABLE t (id INTEGER)")')]
+
+
+def fleet(tmp_path: Path) -> Path:
+    """A tenants file in ``fleet/`` naming SQLite files relative to it."""
+    (tmp_path / "fleet" / "dbs").mkdir(parents=True)
+    tenants = tmp_path / "fleet" / "tenants.toml"
+    tenants.write_text(
+        '[[tenants]]\nname = "a"\nurl = "sqlite:///dbs/a.db"\n\n'
+        '[[tenants]]\nname = "b"\nurl = "sqlite:///dbs/b.db"\n',
+        encoding="utf-8",
+    )
+    return tenants
+
+
+def test_relative_paths_resolve_against_the_tenants_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tenants = fleet(tmp_path)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    make_project(tmp_path / "project", REVS)
+    result = CliRunner().invoke(
+        cli, ["-c", str(tmp_path / "project" / "alembic.ini"), "upgrade", "head",
+              "--tenants", str(tenants), "--no-progress"],
+        catch_exceptions=False,
+    )
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in (tmp_path / "fleet" / "dbs").glob("*.db")) == ["a.db", "b.db"]
+    assert list(elsewhere.iterdir()) == []
+    assert load_tenants_file(tenants)[0].url == f"sqlite+aiosqlite:///{tmp_path}/fleet/dbs/a.db"
+
+
+@pytest.mark.parametrize("operation", ["current", "check"])
+async def test_read_only_commands_create_no_database(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, operation: str
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    config = make_project(tmp_path, REVS)
+    await migrate_tenants(config, [Tenant("here", f"sqlite:///{tmp_path}/here.db")], "head")
+    tenants = [
+        Tenant("here", f"sqlite:///{tmp_path}/here.db"),
+        Tenant("absent", f"sqlite:///{tmp_path}/absent.db"),
+        Tenant("relative", "sqlite:///nowhere/relative.db"),
+    ]
+    report = await migrate_tenants(config, tenants, None, operation=operation)  # type: ignore[arg-type]
+    here, absent, relative = report.results
+    assert (here.status, here.to_heads) == ("ok", ("r1",))
+    assert absent.status == relative.status == "failed"
+    assert absent.error == f"database file does not exist: {tmp_path}/absent.db"
+    assert relative.error == "database file does not exist: nowhere/relative.db"
+    assert absent.to_heads is None  # not "base": nothing is known about it
+    assert not (tmp_path / "absent.db").exists()
+    assert not (tmp_path / "nowhere").exists()
+
+
+def test_current_from_the_command_line_reports_the_missing_file(tmp_path: Path) -> None:
+    tenants = fleet(tmp_path)
+    make_project(tmp_path / "project", REVS)
+    result = CliRunner().invoke(
+        cli, ["-c", str(tmp_path / "project" / "alembic.ini"), "current",
+              "--tenants", str(tenants), "--json"],
+        catch_exceptions=False,
+    )
+    assert result.exit_code == 1
+    errors = {t["name"]: t["error"] for t in json.loads(result.stdout)["tenants"]}
+    assert errors == {
+        "a": f"database file does not exist: {tmp_path}/fleet/dbs/a.db",
+        "b": f"database file does not exist: {tmp_path}/fleet/dbs/b.db",
+    }
+    assert list((tmp_path / "fleet" / "dbs").iterdir()) == []
