@@ -10,7 +10,9 @@ thread without blocking the loop.
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar, Token
 from typing import Any, TypeVar
 
 import anyio
@@ -32,9 +34,57 @@ except ImportError:  # pragma: no cover - older SQLAlchemy 2.0: its greenlet cla
         return isinstance(current, _AsyncIoGreenlet)
 
 
-__all__ = ["await_in_loop", "in_loop_greenlet", "run_shielded", "run_sync_in_loop", "sleep", "to_thread"]
+__all__ = [
+    "Pauses",
+    "await_in_loop",
+    "in_loop_greenlet",
+    "pausing",
+    "run_shielded",
+    "run_sync_in_loop",
+    "sleep",
+    "to_thread",
+]
 
 T = TypeVar("T")
+
+
+class Pauses:
+    """Counts the run's own waits that are not waits for the database (a sleep, a thread).
+
+    A run that watches its connection for stalls (see
+    :mod:`asyncmigrate.runtime.stalls`) installs one with :meth:`install`;
+    :func:`sleep` and :func:`to_thread` count themselves in it, so that a
+    retry delay or a lock-polling pause is never taken for a silent server.
+    """
+
+    def __init__(self) -> None:
+        self.active = 0
+
+    def install(self) -> Token[Pauses | None]:
+        """Make this the current task's counter (greenlets and tasks started from it inherit it)."""
+        return _pauses.set(self)
+
+    @staticmethod
+    def uninstall(token: Token[Pauses | None]) -> None:
+        """Put back the counter :meth:`install` replaced."""
+        _pauses.reset(token)
+
+
+_pauses: ContextVar[Pauses | None] = ContextVar("asyncmigrate_pauses", default=None)
+
+
+@contextmanager
+def pausing() -> Iterator[None]:
+    """Mark the enclosed wait as the run's own, not a wait for the database."""
+    pauses = _pauses.get()
+    if pauses is None:
+        yield
+        return
+    pauses.active += 1
+    try:
+        yield
+    finally:
+        pauses.active -= 1
 
 
 def in_loop_greenlet() -> bool:
@@ -55,7 +105,8 @@ async def run_sync_in_loop(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T
 def sleep(seconds: float) -> None:
     """Sleep without blocking the event loop when called from a loop greenlet."""
     if in_loop_greenlet():
-        await_in_loop(anyio.sleep(seconds))
+        with pausing():
+            await_in_loop(anyio.sleep(seconds))
     else:
         time.sleep(seconds)
 
@@ -63,7 +114,8 @@ def sleep(seconds: float) -> None:
 def to_thread(fn: Callable[[], T]) -> T:
     """Run ``fn`` in a worker thread when in a loop greenlet (so the loop keeps going)."""
     if in_loop_greenlet():
-        return await_in_loop(anyio.to_thread.run_sync(fn))
+        with pausing():
+            return await_in_loop(anyio.to_thread.run_sync(fn))
     return fn()
 
 

@@ -54,6 +54,7 @@ class State:
     raiseerr: bool = False
     quiet: bool = False
     connect_timeout: float | None = None
+    read_timeout: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     def files(self) -> tuple[str, str]:
@@ -96,6 +97,8 @@ class State:
         )
         if self.connect_timeout is not None:
             config.set_main_option("connect_timeout", repr(self.connect_timeout))
+        if self.read_timeout is not None:
+            config.set_main_option("read_timeout", repr(self.read_timeout))
         if self.url:
             try:
                 config.set_main_option("sqlalchemy.url", self.url.replace("%", "%%"))
@@ -294,6 +297,10 @@ verbose_option = click.option("-v", "--verbose", is_flag=True, help="Use more ve
 @click.option("--connect-timeout", type=click.FloatRange(min=0), metavar="SECONDS",
               help="Seconds to wait for the database to answer a new connection "
               "(default: connect_timeout, else 30; 0 waits forever).")
+@click.option("--read-timeout", type=click.FloatRange(min=0), metavar="SECONDS",
+              help="Seconds of silence from the database mid-run before asyncmigrate checks on the "
+              "statement from a second connection and fails the run if the answer was lost "
+              "(default: read_timeout, else 60; 0 waits forever).")
 @click.pass_context
 def cli(
     ctx: click.Context,
@@ -304,6 +311,7 @@ def cli(
     raiseerr: bool,
     quiet: bool,
     connect_timeout: float | None,
+    read_timeout: float | None,
 ) -> None:
     """Asyncio-native, Alembic-compatible schema migrations for SQLAlchemy.
 
@@ -311,7 +319,8 @@ def cli(
     stopped by SIGINT (Ctrl-C) and 143 by SIGTERM, once the step in progress
     has rolled back and the migration lock is released.
     """
-    ctx.obj = State(config_files, name, x, url, raiseerr, quiet, connect_timeout=connect_timeout)
+    ctx.obj = State(config_files, name, x, url, raiseerr, quiet, connect_timeout=connect_timeout,
+                    read_timeout=read_timeout)
 
 
 # -- environment ---------------------------------------------------------------------------

@@ -154,8 +154,9 @@ class LockHold:
         lock = self.lock
         if not lock.held:
             return
-        if lock.transactional:
-            lock.held = False
+        if lock.transactional or self.connection.invalidated or self.connection.closed:
+            lock.held = False  # it ends with its transaction, or ended with the session
+            lock.released()
             return
         try:
             lock.release(self.connection, self.driver)

@@ -214,7 +214,7 @@ class MigrationContext:
         self._commits = 0
         self._unit_attempt = 1
         self._step_limits = self._timeouts
-        probe = opts.get("session_probe")
+        probe = self._probe = opts.get("session_probe")
         if probe is not None and not self.as_sql and self.connection is not None:
             probe.record(self.connection, self.driver)
         if self._in_external_transaction:
@@ -745,6 +745,8 @@ class MigrationContext:
 
         if interrupted:
             self._clean_up_interrupted(release)
+            if lock is not None and connection is not None and connection.invalidated:
+                lock.close()  # the lock ended with the session: this only forgets it
         else:
             release()
 
@@ -760,6 +762,11 @@ class MigrationContext:
         """
         connection, driver = self.connection, self.driver
         session = driver.session() if driver is not None else None
+        if self._probe is not None and self._probe.terminated:
+            # Ended on the server already (a stalled connection): nothing left to clean up there,
+            # and a round trip over the connection might never come back.
+            self._invalidate(None)
+            return
 
         def guarded() -> None:
             if driver is not None:

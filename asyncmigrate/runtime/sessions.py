@@ -9,13 +9,16 @@ second connection: ``pg_terminate_backend`` / ``pg_cancel_backend`` on
 PostgreSQL, ``KILL`` on MySQL/MariaDB.
 
 :func:`stop_session` does that for one session, guarded against a reused
-process id (PostgreSQL: the session's client port must match too).
+process id: the session must be in the same database under the same user
+(PostgreSQL; the client port is no guard, since a proxy or NAT between
+client and server changes it).
 :class:`SessionProbe` records the sessions a command's migrations run on,
 for a supervisor (the fan-out's per-tenant deadline) that must stop them.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import anyio
@@ -28,9 +31,12 @@ from sqlalchemy.pool import NullPool
 from ..masking import get_logger
 from .drivers import Driver, ServerSession, driver_for
 
-__all__ = ["SessionProbe", "stop_session"]
+__all__ = ["SessionProbe", "SessionState", "session_state", "stop_session"]
 
 log = get_logger(__name__)
+
+#: The session with process id ``:pid`` in the same database under the same user.
+_PG_SAME_SESSION = "pid = :pid AND datname = current_database() AND usename = current_user"
 
 #: Seconds allowed for reaching the server to stop a session.
 STOP_TIMEOUT = 10.0
@@ -47,11 +53,8 @@ async def stop_session(
     """
     if session.dialect == "postgresql":
         fn = "pg_terminate_backend" if terminate else "pg_cancel_backend"
-        statement = (
-            f"SELECT {fn}(pid) FROM pg_stat_activity WHERE pid = :pid "
-            "AND (CAST(:port AS integer) IS NULL OR client_port = CAST(:port AS integer))"
-        )
-        params: dict[str, Any] = {"pid": session.pid, "port": session.client_port}
+        statement = f"SELECT {fn}(pid) FROM pg_stat_activity WHERE {_PG_SAME_SESSION}"
+        params: dict[str, Any] = {"pid": session.pid}
     elif session.dialect in ("mysql", "mariadb"):
         statement, params = f"KILL {'' if terminate else 'QUERY '}{int(session.pid)}", {}
     else:
@@ -70,11 +73,61 @@ async def stop_session(
     return False
 
 
+@dataclass(frozen=True)
+class SessionState:
+    """What the server says a session is doing, seen from another connection."""
+
+    running: bool
+    """Whether it is executing a statement (or waiting for a lock inside one)."""
+    idle_for: float
+    """Seconds since it last started or finished a statement (infinite when it is gone)."""
+
+    @property
+    def gone(self) -> bool:
+        """Whether the session no longer exists on the server."""
+        return self.idle_for == float("inf")
+
+
+async def session_state(url: URL | str, session: ServerSession, timeout: float) -> SessionState | None:
+    """Ask the server, over a new connection, what ``session`` is doing.
+
+    Shielded from cancellation and bounded by ``timeout`` seconds. None when
+    the server cannot be reached (or does not answer) in that time.
+    """
+    if session.dialect == "postgresql":
+        statement = (
+            "SELECT state = 'active' OR state LIKE 'fastpath%', "
+            "EXTRACT(EPOCH FROM clock_timestamp() - state_change) "
+            f"FROM pg_stat_activity WHERE {_PG_SAME_SESSION}"
+        )
+        params: dict[str, Any] = {"pid": session.pid}
+    elif session.dialect in ("mysql", "mariadb"):
+        statement = "SELECT COMMAND <> 'Sleep', TIME FROM information_schema.PROCESSLIST WHERE ID = :pid"
+        params = {"pid": session.pid}
+    else:
+        return None
+    with anyio.move_on_after(timeout, shield=True):
+        engine = create_async_engine(url, poolclass=NullPool)
+        try:
+            async with engine.connect() as conn:
+                row = (await conn.execute(text(statement), params)).first()
+            if row is None:
+                return SessionState(running=False, idle_for=float("inf"))
+            return SessionState(running=bool(row[0]), idle_for=float(row[1] or 0))
+        except Exception as exc:
+            log.debug("Could not read the state of session %s: %s", session.pid, exc)
+        finally:
+            await engine.dispose()
+    return None
+
+
 class SessionProbe:
     """Record the server sessions migrations run on; stop them on demand."""
 
     def __init__(self) -> None:
         self._sessions: list[tuple[URL, ServerSession]] = []
+        #: Whether :meth:`interrupt` terminated a recorded session: its connection is dead.
+        self.terminated = False
 
     def record(self, connection: Connection, driver: Driver | None = None) -> None:
         """Remember the server session behind ``connection`` (PostgreSQL and MySQL)."""
@@ -83,10 +136,19 @@ class SessionProbe:
         if session is not None:
             self._sessions.append((connection.engine.url, session))
 
+    def forget(self) -> None:
+        """Start over for a new attempt: the recorded sessions are gone."""
+        self._sessions.clear()
+        self.terminated = False
+
     @property
     def sessions(self) -> list[tuple[str, int]]:
         """The recorded (dialect, session id) pairs."""
         return [(session.dialect, session.pid) for _, session in self._sessions]
+
+    async def states(self, timeout: float) -> list[SessionState | None]:
+        """The server's view of every recorded session (None where it could not be reached)."""
+        return [await session_state(url, session, timeout) for url, session in self._sessions]
 
     async def interrupt(self, terminate: bool = False, timeout: float = STOP_TIMEOUT) -> int:
         """Cancel the recorded sessions' running statements (or ``terminate`` the sessions).
@@ -103,4 +165,5 @@ class SessionProbe:
                 break
             if await stop_session(url, session, terminate=terminate, timeout=left):
                 done += 1
+        self.terminated = self.terminated or (terminate and done > 0)
         return done

@@ -171,6 +171,7 @@ class TenantAttempt:
                 delay = self.retry_backoff * (2 ** (tries[0] - 1)) * (0.5 + random.random())
                 log.info("Tenant %s: cannot connect, retrying in %.2fs", tenant.name, delay)
                 await anyio.sleep(delay)
+                probe.forget()  # the failed attempt's sessions never answer again
 
     def _common(self, tenant: Tenant, engine: AsyncEngine, probe: SessionProbe) -> dict[str, Any]:
         return {

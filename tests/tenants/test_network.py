@@ -15,8 +15,8 @@ from sqlalchemy.pool import NullPool
 from asyncmigrate.tenants import Tenant, TenantEvent, migrate_tenants
 
 from .. import backends
+from ..netfaults import proxy_to
 from ..project import Rev, make_project
-from .netfaults import proxy_to
 
 REVS = [
     Rev(f"r{i}", f"r{i - 1}" if i else None, f'op.execute("CREATE TABLE t{i} (id INTEGER)")')
@@ -117,3 +117,34 @@ async def test_a_silent_fleet_is_bounded_pre_read_included(tmp_path: Path) -> No
     assert all(r.seconds < 2.0 + 3.0 for r in report.results), report.results
     # The pre-read waits no longer than one tenant's timeout before tenants start on their own.
     assert elapsed < 2.0 + 2.0 + 3.0, elapsed
+
+
+async def test_a_stalled_connection_fails_the_tenant_and_a_retry_completes_it(
+    tmp_path: Path, pg_db: URL
+) -> None:
+    """A one-way stall mid-step: noticed (read_timeout), the session ended, the retry migrates."""
+    import asyncio
+
+    from ..runtime.interruptions import server_busy, settled, slow_steps
+
+    config = make_project(tmp_path, slow_steps("postgresql", count=2, seconds=0.4))
+    config.set_main_option("read_timeout", "1")
+    async with proxy_to(pg_db) as proxy:
+        url = proxy.url(pg_db).render_as_string(hide_password=False)
+        tenants = [Tenant(f"t{i}", url, f"tenant_stall{i}") for i in range(3)]
+
+        async def stall_once() -> None:
+            while not any("pg_sleep" in q for q in await server_busy(pg_db)):
+                await asyncio.sleep(0.02)
+            proxy.stall()
+
+        staller = asyncio.ensure_future(stall_once())
+        once = await migrate_tenants(config, tenants, "head", concurrency=3)
+        assert staller.done()
+        failed = [r for r in once.results if r.status == "failed"]
+        assert failed, once.results
+        assert all("The connection stalled" in (r.error or "") for r in failed), failed
+        await settled(pg_db)
+        report = await migrate_tenants(config, tenants, "head", concurrency=3, retries=1)
+    assert report.counts["failed"] == 0, report.failed
+    assert all(r.to_heads == ("r2",) for r in report.results), report.results

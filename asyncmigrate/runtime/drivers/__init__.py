@@ -72,7 +72,7 @@ class ServerSession:
     dialect: str
     pid: int
     client_port: int | None = None
-    """The session's client port (PostgreSQL, over TCP): guards against a reused process id."""
+    """The session's local client port (PostgreSQL, over TCP), for logs; a proxy or NAT changes it."""
 
 
 class Driver:

@@ -1,4 +1,4 @@
-"""A TCP proxy on loopback that can drop its connections, refuse some, or never answer."""
+"""A TCP proxy on loopback that can drop its connections, refuse some, never answer, or stall one way."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ class Proxy:
         self.silent = silent
         self.refuse_first = refuse_first
         self.accepted = 0
+        self._stalled_up_to = 0  # connections accepted up to this count lose their answers
         self._writers: set[asyncio.StreamWriter] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._server: asyncio.Server | None = None
@@ -35,6 +36,15 @@ class Proxy:
         """``url`` pointed at the proxy."""
         return url.set(host="127.0.0.1", port=self.port)
 
+    def stall(self) -> None:
+        """Stop delivering the server's answers on the open connections, as a one-way fault would.
+
+        Their statements still reach the server; nothing reaches the client
+        any more, not even the server closing the connection. Connections
+        opened afterwards work (a new flow through a stuck NAT or proxy).
+        """
+        self._stalled_up_to = self.accepted
+
     def drop_all(self) -> int:
         """Abort every open connection, as a network reset or a server restart would."""
         writers, self._writers = set(self._writers), set()
@@ -44,6 +54,7 @@ class Proxy:
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.accepted += 1
+        number = self.accepted
         if self.refuse_first > 0:
             self.refuse_first -= 1
             writer.transport.abort()
@@ -61,17 +72,23 @@ class Proxy:
             return
         self._writers.add(up_writer)
 
-        async def pump(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+        def stalled(answers: bool) -> bool:
+            return answers and number <= self._stalled_up_to
+
+        async def pump(src: asyncio.StreamReader, dst: asyncio.StreamWriter, answers: bool) -> None:
             try:
                 while data := await src.read(65536):
+                    if stalled(answers):
+                        continue  # lost on the way
                     dst.write(data)
                     await dst.drain()
-            except Exception:  # noqa: BLE001 - either side dropping ends the pair
+            except Exception:
                 pass
             finally:
-                dst.transport.abort()
+                if not stalled(answers):
+                    dst.transport.abort()
 
-        for task in (pump(reader, up_writer), pump(up_reader, writer)):
+        for task in (pump(reader, up_writer, False), pump(up_reader, writer, True)):
             t = asyncio.ensure_future(task)
             self._tasks.add(t)
             t.add_done_callback(self._tasks.discard)
