@@ -254,8 +254,18 @@ class _Progress:
             detail = f"FAILED: {result.error}"
             if result.applied:
                 detail += f" [committed: {', '.join(result.applied)}; now at {_heads(result.to_heads)}]"
-        line = f"[{self.done}/{self.total}] {result.name}: {detail} ({result.seconds:.2f}s)"
+        tries = []
+        if result.step_retries:
+            tries.append(_retries(result.step_retries))
+        if result.attempts > 1:
+            tries.append(f"{result.attempts} connection attempts")
+        extra = f"; {', '.join(tries)}" if tries else ""
+        line = f"[{self.done}/{self.total}] {result.name}: {detail} ({result.seconds:.2f}s{extra})"
         click.echo(printable(line), err=True)
+
+
+def _retries(count: int) -> str:
+    return f"{count} lock-timeout retr{'y' if count == 1 else 'ies'}"
 
 
 def _heads(heads: tuple[str, ...] | None) -> str:
@@ -304,6 +314,9 @@ def _print_summary(report: FanoutReport, operation: str) -> None:
         console.print(table)
     line = ", ".join(f"{n} {status}" for status, n in counts.items() if n)
     stopped = f"; stopped early: {report.stopped}" if report.stopped else ""
+    retried = [r for r in report.results if r.step_retries]
+    if retried:
+        stopped += f"; {_retries(sum(r.step_retries for r in retried))} in {len(retried)} tenant(s)"
     console.print(_cell(f"{len(report.results)} tenants in {report.seconds:.1f}s: {line or 'none'}{stopped}"))
 
 

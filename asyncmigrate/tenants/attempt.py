@@ -61,6 +61,7 @@ class _Steps:
     started: bool = False
     applied: list[str] = field(default_factory=list)
     rolled_back: int = 0
+    retried: int = 0
     in_flight: bool = False
     failed: str | None = None
     """The runtime's one-line error of the step that failed, if one did."""
@@ -75,6 +76,8 @@ class _Steps:
         elif kind == "rolled_back":
             self.rolled_back += 1
             self.in_flight = False
+        elif kind == "retrying":
+            self.retried += 1
         elif kind == "failed":
             self.in_flight = False
             self.failed = event.error or event.description
@@ -151,7 +154,7 @@ class TenantAttempt:
             result = self._failed(tenant, message, known, steps)
             if steps.started and not isinstance(error, ConnectionFailedError):
                 result = await self._read_back(tenant, engine, result, began)
-        return replace(result, seconds=elapsed, attempts=tries[0])
+        return replace(result, seconds=elapsed, attempts=tries[0], step_retries=steps.retried)
 
     async def _with_retries(
         self,

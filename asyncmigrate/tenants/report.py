@@ -74,6 +74,8 @@ class TenantResult:
     """Seconds from the start of the run to when this tenant finished."""
     applied: tuple[str, ...] = ()
     """The revisions whose steps committed in this run, in order (``base`` for a step to base)."""
+    step_retries: int = 0
+    """Steps rolled back and tried again after waiting too long for a lock (``step_lock_timeout``)."""
 
     def to_dict(self) -> dict[str, Any]:
         """Return the result as JSON-ready data."""
@@ -105,6 +107,7 @@ class TenantResult:
             error=data.get("error"), attempts=int(data.get("attempts", 0)),
             started=data.get("started"), finished=data.get("finished"),
             applied=tuple(str(r) for r in data.get("applied", ())),
+            step_retries=int(data.get("step_retries", 0)),
         )
 
 
@@ -184,6 +187,7 @@ class FanoutReport:
             "shards": list(self.shards),
             "warnings": list(self.warnings),
             "counts": self.counts,
+            "step_retries": sum(r.step_retries for r in self.results),
             "tenants": [r.to_dict() for r in self.results],
         }
 

@@ -395,3 +395,76 @@ async def test_mariadb_never_retries_a_step_whose_earlier_statements_the_ddl_com
     assert "1 statement(s) of this step were already committed" in message
     assert "INSERT INTO audit (id) VALUES (2)" in message
     assert await scalar(mysql_db, "SELECT count(*) FROM audit WHERE id = 2") == 1
+
+
+async def test_a_fan_out_reports_each_tenants_lock_timeout_retries(tmp_path: Path, pg_db: URL) -> None:
+    from asyncmigrate.tenants import FanoutReport, Tenant, migrate_tenants
+
+    config = setup(tmp_path, pg_db, [TOUCH_AUDIT, ADD_EMAIL],
+                   "step_lock_timeout = 100ms\nstep_retries = 40\nstep_retry_delay = 50ms")
+    url = pg_db.render_as_string(hide_password=False)
+    tenants = [Tenant(f"r{i}", url, f"tenant_retry{i}") for i in range(3)]
+    first = await migrate_tenants(config, tenants, "a1")
+    assert first.counts["ok"] == 3, first.failed
+    async with holding(pg_db, "SELECT * FROM tenant_retry1.account") as (holder, _pid):
+        async with anyio.create_task_group() as tg:
+            reports: list[FanoutReport] = []
+
+            async def migrate() -> None:
+                reports.append(await migrate_tenants(config, tenants, "head", concurrency=3))
+
+            tg.start_soon(migrate)
+            await anyio.sleep(1.0)
+            await holder.rollback()
+    (report,) = reports
+    assert report.counts["ok"] == 3, report.failed
+    retries = {r.name: r.step_retries for r in report.results}
+    assert retries["r1"] >= 2, retries
+    assert retries["r0"] == retries["r2"] == 0, retries
+    data = report.to_dict()
+    assert data["step_retries"] == retries["r1"]
+    path = tmp_path / "report.json"
+    report.write(path)
+    assert {r.name: r.step_retries for r in FanoutReport.read(path).results} == retries
+
+
+def test_the_fan_out_cli_shows_lock_timeout_retries(tmp_path: Path, pg_db: URL) -> None:
+    import threading
+
+    import psycopg2
+    from click.testing import CliRunner
+
+    from asyncmigrate.cli import cli
+
+    setup(tmp_path, pg_db, [TOUCH_AUDIT, ADD_EMAIL],
+          "step_lock_timeout = 100ms\nstep_retries = 40\nstep_retry_delay = 50ms")
+    ini = str(tmp_path / "p" / "alembic.ini")
+    for i in range(2):
+        anyio.run(_create_schema, pg_db, f"tenant_cliretry{i}")
+    base = ["-c", ini, "upgrade"]
+    fan = ["--schemas", "tenant_cliretry%", "--no-progress"]
+    assert CliRunner().invoke(cli, [*base, "a1", *fan]).exit_code == 0
+    holder = psycopg2.connect(host=pg_db.host, port=pg_db.port, user=pg_db.username, dbname=pg_db.database)
+    release = threading.Timer(1.0, holder.rollback)
+    try:
+        holder.cursor().execute("SELECT * FROM tenant_cliretry1.account")
+        release.start()
+        result = CliRunner().invoke(cli, [*base, "head", *fan])
+    finally:
+        release.join()
+        holder.close()
+    assert result.exit_code == 0, (result.stdout, result.stderr)
+    line = next(x for x in result.stderr.splitlines() if "tenant_cliretry1:" in x)
+    assert "lock-timeout retr" in line, line
+    assert "lock-timeout retr" not in next(x for x in result.stderr.splitlines() if "tenant_cliretry0:" in x)
+    assert "lock-timeout retr" in result.stdout, result.stdout
+    assert "in 1 tenant(s)" in result.stdout, result.stdout
+
+
+async def _create_schema(url: URL, name: str) -> None:
+    engine = create_async_engine(url, poolclass=NullPool)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(text(f"CREATE SCHEMA IF NOT EXISTS {name}"))
+    finally:
+        await engine.dispose()
