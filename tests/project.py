@@ -14,6 +14,15 @@ from asyncmigrate import Config
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 
+#: The async template's env.py with ``transaction_per_migration=True``, online and offline.
+PER_MIGRATION_ENV = (
+    (TEMPLATES / "async" / "env.py").read_text(encoding="utf-8")
+    .replace("context.configure(connection=connection, target_metadata=target_metadata)",
+             "context.configure(connection=connection, target_metadata=target_metadata, "
+             "transaction_per_migration=True)")
+    .replace("        literal_binds=True,\n", "        literal_binds=True,\n        transaction_per_migration=True,\n")
+)
+
 
 @dataclass
 class Rev:

@@ -380,6 +380,11 @@ class MigrationContext:
         self.impl.emit_begin()
         yield
         self.impl.emit_commit()
+        self._limits_ended_with_transaction()
+
+    def _limits_ended_with_transaction(self) -> None:
+        if self.dialect.name == "postgresql":  # SET LOCAL: they end with the transaction
+            self._limits_on = None
 
     def _commit(self, transaction: Transaction, release_lock: bool) -> None:
         """Commit ``transaction`` with the version rows kept for it (and the lock's release).
@@ -392,7 +397,7 @@ class MigrationContext:
         release = hold.fold_release() if hold is not None else []
         reset = self._session_reset_sql() if release_lock else []
         driver = self.driver
-        self._limits_on = None if self.dialect.name == "postgresql" else self._limits_on
+        self._limits_ended_with_transaction()
         try:
             history = self.history.at_commit_statements() if self.history is not None else []
             if driver is not None and driver.raw_statements and driver.commit_with(
@@ -425,8 +430,7 @@ class MigrationContext:
         the server session is stopped if the rollback cannot complete.
         """
         self._versions_at_commit = []
-        if self.dialect.name == "postgresql":
-            self._limits_on = None
+        self._limits_ended_with_transaction()
         if interrupted:
             self._clean_up_interrupted(transaction.rollback)
         else:
@@ -456,6 +460,7 @@ class MigrationContext:
         in_transaction = self._transaction is not None
         if self.impl.transactional_ddl and self.as_sql:
             self.impl.emit_commit()
+            self._limits_ended_with_transaction()
         elif in_transaction:
             assert self._transaction is not None
             transaction, self._transaction = self._transaction, None
@@ -484,6 +489,7 @@ class MigrationContext:
                 self.connection = self.impl.connection = base
             if self.impl.transactional_ddl and self.as_sql:
                 self.impl.emit_begin()
+                self._set_limits(self._step_limits)
             elif in_transaction:
                 self._transaction = self._safe_begin()
                 self._set_limits(self._step_limits)  # the rest of the step runs under them too
@@ -1009,17 +1015,26 @@ class MigrationContext:
         """Put the step's lock and statement timeouts on its transaction (PostgreSQL) or session (MySQL).
 
         Nothing is sent when no limit was ever asked for (Alembic's behaviour),
-        or when the limits in force already are the step's.
+        or when the limits in force already are the step's. Offline they are
+        written into the script (``SET LOCAL`` after each ``BEGIN``; no
+        retry is possible there).
         """
-        if self.as_sql or self.connection is None or self._limits_on == timeouts:
+        if (self.connection is None and not self.as_sql) or self._limits_on == timeouts:
             return
         if self._limits_on is None and not timeouts.limited and not self._session_limited:
             return
-        statements = timeouts.settings_sql(self.dialect.name, self._is_mariadb)
+        if self.as_sql:
+            statements = timeouts.script_sql(self.dialect.name, self._is_mariadb)
+        else:
+            statements = timeouts.settings_sql(self.dialect.name, self._is_mariadb)
         if not statements:
             return
         for statement in statements:
-            self.connection.exec_driver_sql(statement)
+            if self.as_sql:
+                self.impl.static_output(statement + self.impl.command_terminator)
+            else:
+                assert self.connection is not None
+                self.connection.exec_driver_sql(statement)
         self._limits_on = timeouts
         if self.dialect.name != "postgresql":
             self._session_limited = True

@@ -172,6 +172,17 @@ class StepTimeouts:
             return ["SET SESSION " + ", ".join(settings)]  # one round trip
         return []
 
+    def script_sql(self, dialect_name: str, mariadb: bool) -> list[str]:
+        """The same limits as statements for an offline script (``--sql``), readable by a reviewer."""
+        if dialect_name == "postgresql":
+            return [
+                f"SET LOCAL {name} = '{max(1, round(value * 1000))}ms'" if value is not None
+                else f"SET LOCAL {name} TO DEFAULT"
+                for name, value in (("lock_timeout", self.lock_timeout),
+                                    ("statement_timeout", self.statement_timeout))
+            ]
+        return self.settings_sql(dialect_name, mariadb)
+
     def describe_lock_timeout(self) -> str:
         """The lock timeout as a user wrote it, roughly (``5s``, ``500ms``)."""
         seconds = self.lock_timeout or 0.0

@@ -24,7 +24,7 @@ from asyncmigrate.exceptions import ConnectionFailedError
 
 from .. import backends
 from ..netfaults import Proxy, proxy_to
-from ..project import Rev, make_project
+from ..project import PER_MIGRATION_ENV, Rev, make_project
 from .interruptions import SLEEPS, assert_consistent, server_busy, settled, slow_steps
 
 
@@ -56,9 +56,9 @@ async def test_a_lost_answer_fails_the_run_and_frees_the_server(
 ) -> None:
     backend = _backend(server_db)
     revisions = slow_steps(backend, count=3, seconds=0.4)
-    extra = "transaction_per_migration = true\n" if per_migration else ""
+    env_py = PER_MIGRATION_ENV if per_migration else None
     async with proxy_to(server_db) as proxy:
-        config = make_project(tmp_path, revisions, url=proxy.url(server_db), ini_extra=extra)
+        config = make_project(tmp_path, revisions, url=proxy.url(server_db), env_py=env_py)
         config.set_main_option("read_timeout", "1.5")
         config.set_main_option("connect_timeout", "3")
         task = asyncio.ensure_future(command.upgrade(config, "head"))

@@ -30,7 +30,7 @@ from asyncmigrate.events import StepEvent
 from asyncmigrate.exceptions import ConfigError, MigrationError
 from asyncmigrate.runtime.timeouts import StepTimeouts, parse_duration
 
-from ..project import Rev, make_project
+from ..project import PER_MIGRATION_ENV, Rev, make_project
 
 BASE = Rev("a1", None, """
     op.create_table("account", sa.Column("id", sa.Integer, primary_key=True))
@@ -468,3 +468,38 @@ async def _create_schema(url: URL, name: str) -> None:
             await conn.execute(text(f"CREATE SCHEMA IF NOT EXISTS {name}"))
     finally:
         await engine.dispose()
+
+
+@pytest.mark.parametrize("per_migration", [False, True], ids=["per-run", "per-migration"])
+async def test_offline_scripts_carry_the_timeouts_and_run(tmp_path: Path, pg_db: URL, per_migration: bool) -> None:
+    """``--sql`` writes the limits after each BEGIN (a revision's own value for its step); psql runs it."""
+    extra = "step_lock_timeout = 2s\nstep_statement_timeout = 1min\n"
+    config = make_project(tmp_path / "p", [BASE, TOUCH_AUDIT, ADD_EMAIL], url=pg_db, ini_extra=extra,
+                          env_py=PER_MIGRATION_ENV if per_migration else None)
+    (b2,) = (tmp_path / "p" / "migrations" / "versions").glob("b2*.py")
+    b2.write_text(b2.read_text() + '\nstep_lock_timeout = "250ms"\n')
+    result = await command.upgrade(config, "head", sql=True)
+    script = result.sql or ""
+    blocks = script.split("BEGIN;")[1:]
+    assert len(blocks) == (3 if per_migration else 1), script
+    for block in blocks:
+        first = [line for line in block.strip().splitlines() if line.strip()][:2]
+        assert first[0].startswith("SET LOCAL lock_timeout = "), block
+        assert first[1] == "SET LOCAL statement_timeout = '60000ms';", block
+    assert "SET LOCAL lock_timeout = '250ms';" in script  # b2's own limit
+    assert script.count("SET LOCAL lock_timeout = '2000ms';") == 2  # a1 and c3
+    import psycopg2
+
+    runner = psycopg2.connect(host=pg_db.host, port=pg_db.port, user=pg_db.username, dbname=pg_db.database)
+    try:
+        runner.autocommit = True  # the script's own BEGIN/COMMIT make its transactions
+        runner.cursor().execute(script)
+    finally:
+        runner.close()
+    assert await scalar(pg_db, "SELECT version_num FROM alembic_version") == "c3"
+
+
+async def test_offline_scripts_without_timeouts_are_as_alembics(tmp_path: Path, pg_db: URL) -> None:
+    config = setup(tmp_path, pg_db, [TOUCH_AUDIT, ADD_EMAIL])
+    result = await command.upgrade(config, "head", sql=True)
+    assert "lock_timeout" not in (result.sql or "")
