@@ -193,13 +193,53 @@ def test_cli_validate_and_log_across_tenants(tmp_path: Path) -> None:
     data = {d["tenant"]: d for d in json.loads(out)}
     assert {k: v["heads"] for k, v in data.items()} == {"t1": ["b2"], "t2": ["c3"], "t3": ["b2"]}
 
-    code, out, _ = cli_run(tmp_path, "validate", "--sqlite-glob", glob)
-    assert code == 0 and out.splitlines()[-1] == "3 tenant(s) validated: 0 drifted, 0 failed."
+    # validate runs as a fan-out: progress lines, summary, --report, --json, exit status.
+    code, out, err = cli_run(tmp_path, "validate", "--sqlite-glob", glob, "--no-progress")
+    assert code == 0, (out, err)
+    assert out.splitlines()[-1].startswith("3 tenants in ") and out.splitlines()[-1].endswith(": 3 ok")
+    assert len([line for line in err.splitlines() if line.startswith("[")]) == 3
     path = revision_file(tmp_path, "c3")
     path.write_text(path.read_text().replace("t3 (id", "t3x (id"))
-    code, out, _ = cli_run(tmp_path, "validate", "--sqlite-glob", glob)
+    report_path = tmp_path / "validate.json"
+    code, out, err = cli_run(tmp_path, "validate", "--sqlite-glob", glob, "--no-progress",
+                             "--report", str(report_path))
     assert code == 1
-    assert out.splitlines()[0].startswith("t2: c3: file changed since it was applied")
-    assert out.splitlines()[-1] == "3 tenant(s) validated: 1 drifted, 0 failed."
-    assert cli_run(tmp_path, "validate", "--repair", "--sqlite-glob", glob)[0] == 0
+    assert out.splitlines()[0].startswith("t2: c3: file changed since it was applied"), out
+    assert out.splitlines()[-1].endswith(": 2 ok, 1 failed"), out
+    assert "t2: FAILED: 1 drift(s); first: c3: file changed" in err, err
+    report = json.loads(report_path.read_text())
+    assert report["operation"] == "validate"
+    rows = {t["name"]: t for t in report["tenants"]}
+    assert {k: v["status"] for k, v in rows.items()} == {"t1": "ok", "t2": "failed", "t3": "ok"}
+    assert rows["t2"]["details"][0].startswith("c3: file changed since it was applied")
+    assert rows["t2"]["to"] == ["c3"]
+    # --rerun-failed re-validates only the drifted tenant; --repair records the reviewed edit.
+    code, out, _ = cli_run(tmp_path, "validate", "--sqlite-glob", glob, "--repair", "--json",
+                           "--rerun-failed", str(report_path))
+    assert code == 0, out
+    (only,) = json.loads(out)["tenants"]
+    assert only["name"] == "t2"
+    assert only["details"] == ["repaired: recorded the current checksum of c3"]
     assert cli_run(tmp_path, "validate", "--sqlite-glob", glob)[0] == 0
+
+
+async def test_validate_across_schema_tenants_is_a_fan_out(tmp_path: Path, pg_db: URL) -> None:
+    from asyncmigrate.tenants import Tenant, merge_reports, migrate_tenants
+
+    config = make_project(tmp_path, REVS, ini_extra=HISTORY)
+    url = pg_db.render_as_string(hide_password=False)
+    tenants = [Tenant(f"s{i}", url, f"tenant_audit{i}") for i in range(5)]
+    assert (await migrate_tenants(config, tenants[:4], "head")).counts["ok"] == 4
+    assert (await migrate_tenants(config, tenants[4:], "b2")).counts["ok"] == 1
+    clean = await migrate_tenants(config, tenants, operation="validate", target=None)
+    assert clean.counts["ok"] == 5, clean.failed
+    path = revision_file(tmp_path, "c3")
+    path.write_text(path.read_text().replace("t3 (id", "t3x (id"))
+    shards = [await migrate_tenants(config, tenants, operation="validate", target=None, shard=(i, 2))
+              for i in range(2)]
+    merged = merge_reports(shards)
+    assert sorted(r.name for r in merged.failed) == ["s0", "s1", "s2", "s3"]  # s4 never applied c3
+    assert all(r.details[0].startswith("c3: file changed") for r in merged.failed)
+    repaired = await migrate_tenants(config, tenants, operation="validate", target=None, repair=True)
+    assert repaired.counts["ok"] == 5, repaired.failed
+    assert sum(1 for r in repaired.results if r.details) == 4

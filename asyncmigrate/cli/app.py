@@ -664,13 +664,13 @@ def validate_cmd(state: State, /, repair: bool, as_json: bool, **tenants: Any) -
     """Check applied revisions against their files; exit 1 when any drifted.
 
     One line per applied revision whose file changed since, applied
-    revision whose file is missing, and version row naming no revision
-    (with tenants: each line starts with the tenant's name).
+    revision whose file is missing, and version row naming no revision.
+    With tenants it runs like the migration fan-out (concurrency, shards,
+    waves, --report, progress): each line starts with the tenant's name, and
+    a drifted tenant counts as failed.
     """
     config = state.config()
-    options = options_from(tenants)
-    if options.active:
-        _validate_fleet(state, config, options, repair, as_json)
+    if _fanout(state, config, tenants, "validate", None, as_json, repair=repair):
         return
     report = run(state, lambda: command.validate(config, repair))
     if as_json:
@@ -683,32 +683,6 @@ def validate_cmd(state: State, /, repair: bool, as_json: bool, **tenants: Any) -
         if report.ok:
             echo(state, render.validated_line(report))
     sys.exit(0 if report.ok else EXIT_ERROR)
-
-
-def _validate_fleet(state: State, config: Config, options: Any, repair: bool, as_json: bool) -> None:
-    from . import audit
-
-    outcomes = run(state, lambda: audit.validate_across(config, options, repair))
-    if as_json:
-        emit_json([
-            {"tenant": o.tenant.name, "error": o.error,
-             **(o.result.to_dict() if o.result is not None else {})}
-            for o in outcomes
-        ])
-    else:
-        for o in outcomes:
-            if o.error is not None:
-                click.echo(f"{o.tenant.name}: ERROR {o.error}")
-                continue
-            assert o.result is not None
-            for revision in o.result.repaired:
-                echo(state, f"{o.tenant.name}: repaired: recorded the current checksum of {revision}")
-            for drift in o.result.drift:
-                click.echo(f"{o.tenant.name}: {drift.message}")
-        drifted = sum(1 for o in outcomes if o.result is not None and not o.result.ok)
-        failed = sum(1 for o in outcomes if o.error is not None)
-        echo(state, f"{len(outcomes)} tenant(s) validated: {drifted} drifted, {failed} failed.")
-    sys.exit(0 if all(o.result is not None and o.result.ok for o in outcomes) else EXIT_ERROR)
 
 
 # -- changing ------------------------------------------------------------------------------------

@@ -1,9 +1,9 @@
-"""``validate`` and ``log`` across tenants: the same tenant sources as the fan-out, read-mostly.
+"""``log`` across tenants: the same tenant sources as the fan-out, read-only.
 
-Each tenant is validated (or its record read) in its own task, at most
-``--concurrency`` at once; one tenant's failure (an unreachable server)
-becomes its line and never stops the others. This is lighter than the
-migration fan-out: no waves, shards, canaries or report files.
+Each tenant's record is read in its own task, at most ``--concurrency`` at
+once; one tenant's failure (an unreachable server) becomes its line and
+never stops the others. (``validate`` across tenants is a fan-out
+operation: see :func:`asyncmigrate.tenants.migrate_tenants`.)
 """
 
 from __future__ import annotations
@@ -19,11 +19,11 @@ from ..exceptions import AsyncMigrateError
 from .tenants import TenantOptions, _load_tenants
 
 if TYPE_CHECKING:
-    from ..audit import AppliedRecord, ValidationReport
+    from ..audit import AppliedRecord
     from ..config import Config
     from ..tenants import Tenant
 
-__all__ = ["TenantOutcome", "log_across", "validate_across"]
+__all__ = ["TenantOutcome", "log_across"]
 
 T = TypeVar("T")
 
@@ -58,17 +58,6 @@ async def _across(
         for index, tenant in enumerate(tenants):
             group.start_soon(one, index, tenant)
     return [outcomes[i] for i in range(len(tenants))]
-
-
-async def validate_across(
-    config: Config, options: TenantOptions, repair: bool
-) -> list[TenantOutcome[ValidationReport]]:
-    """Validate every selected tenant (``--repair``: repair each)."""
-
-    async def validate(tenant_config: Config, opts: dict[str, Any]) -> ValidationReport:
-        return await command.validate(tenant_config, repair, **opts)
-
-    return await _across(config, options, validate)
 
 
 async def log_across(config: Config, options: TenantOptions) -> list[TenantOutcome[AppliedRecord]]:

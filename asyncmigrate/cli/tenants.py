@@ -295,6 +295,9 @@ def _print_summary(report: FanoutReport, operation: str) -> None:
 
     console = Console(stderr=False, highlight=False)
     counts = report.counts
+    for result in report.results:  # validate: each drift and repair, a line each
+        for detail in result.details:
+            console.print(_cell(f"{result.name}: {detail}"))
     if operation in ("current", "check"):
         table = Table(title="Revisions across tenants")
         table.add_column("revision(s)")

@@ -93,7 +93,7 @@ class TenantAttempt:
 
     config: Config
     script: ScriptDirectory
-    operation: Literal["upgrade", "downgrade", "stamp", "current", "check"]
+    operation: Literal["upgrade", "downgrade", "stamp", "current", "check", "validate"]
     target: Any
     timeout: float | None = None
     retries: int = 0
@@ -211,6 +211,8 @@ class TenantAttempt:
                 tenant, "failed", from_heads=None, to_heads=None,
                 error=f"database file does not exist: {missing}",
             )
+        if self.operation == "validate":
+            return await self._validate(tenant, tenant_config, common)
         current = await command.current(tenant_config, **common)
         if self.operation == "check" and not current.at_head:
             return _result(
@@ -218,6 +220,21 @@ class TenantAttempt:
                 error=f"not at head: {len(current.pending)} revision(s) to apply",
             )
         return _result(tenant, "ok", from_heads=current.heads, to_heads=current.heads)
+
+    async def _validate(self, tenant: Tenant, tenant_config: Config, common: dict[str, Any]) -> TenantResult:
+        report = await command.validate(tenant_config, bool(self.options.get("repair")), **common)
+        heads = report.record.heads
+        details = tuple(
+            [f"repaired: recorded the current checksum of {revision}" for revision in report.repaired]
+            + [drift.message for drift in report.drift]
+        )
+        if report.ok:
+            return _result(tenant, "ok", from_heads=heads, to_heads=heads, details=details)
+        first = report.drift[0].message
+        return _result(
+            tenant, "failed", from_heads=heads, to_heads=heads, details=details,
+            error=f"{len(report.drift)} drift(s); first: {first}",
+        )
 
     async def _within_deadline(self, body: Callable[[], Awaitable[None]], probe: SessionProbe) -> bool:
         """Run ``body`` under the deadline; return whether the deadline passed first."""

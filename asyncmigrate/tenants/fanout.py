@@ -55,7 +55,7 @@ __all__ = [
 
 log = get_logger(__name__)
 
-Operation: TypeAlias = Literal["upgrade", "downgrade", "stamp", "current", "check"]
+Operation: TypeAlias = Literal["upgrade", "downgrade", "stamp", "current", "check", "validate"]
 
 
 class _Ledger:
@@ -136,13 +136,16 @@ async def migrate_tenants(
     lock_timeout: float | None = None,
     tag: str | None = None,
     purge: bool = False,
+    repair: bool = False,
     into: FanoutReport | None = None,
 ) -> FanoutReport:
     """Run ``operation`` to ``target`` on every tenant, concurrently, and report each outcome.
 
     :param tenants: a list or (async) iterable of :class:`Tenant`.
     :param target: the revision target (``head``, ``-1``...; several for ``stamp``).
-    :param operation: ``upgrade``, ``downgrade``, ``stamp``, ``current`` or ``check``.
+    :param operation: ``upgrade``, ``downgrade``, ``stamp``, ``current``, ``check`` or
+        ``validate`` (each tenant's applied record against the revision files; a
+        drifted tenant fails, its drift in :attr:`TenantResult.details`).
     :param concurrency: how many tenants migrate at once.
     :param per_host: at most this many at once on one database server.
     :param fail_fast: stop starting tenants at the first failure.
@@ -157,10 +160,11 @@ async def migrate_tenants(
     :param on_event: called for every tenant start, step and finish.
     :param report_path: write the JSON report here, even when the run is cancelled.
     :param create_schema: create a tenant's schema when an ``upgrade``/``stamp`` finds it missing.
+    :param repair: with ``validate``: record the current checksums of changed files.
     :param into: a report to fill in place -- still filled when the call is cancelled.
     :return: the report; it is also written to ``report_path`` when given.
     """
-    if operation not in ("upgrade", "downgrade", "stamp", "current", "check"):
+    if operation not in ("upgrade", "downgrade", "stamp", "current", "check", "validate"):
         raise ConfigError(f"Unknown fan-out operation {operation!r}")
     if concurrency < 1:
         raise ConfigError("concurrency must be at least 1")
@@ -191,7 +195,8 @@ async def migrate_tenants(
         config, script, operation, target, timeout=timeout, retries=retries,
         retry_backoff=retry_backoff,
         options={"lock": lock, "lock_timeout": lock_timeout, "tag": tag,
-                 "create_schema": create_schema, **({"purge": purge} if operation == "stamp" else {})},
+                 "create_schema": create_schema, **({"purge": purge} if operation == "stamp" else {}),
+                 **({"repair": repair} if operation == "validate" else {})},
     )
 
     def emit(event: TenantEvent) -> None:

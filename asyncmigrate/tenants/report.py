@@ -76,6 +76,8 @@ class TenantResult:
     """The revisions whose steps committed in this run, in order (``base`` for a step to base)."""
     step_retries: int = 0
     """Steps rolled back and tried again after waiting too long for a lock (``step_lock_timeout``)."""
+    details: tuple[str, ...] = ()
+    """Further lines about the tenant (``validate``: each drift, each repair)."""
 
     def to_dict(self) -> dict[str, Any]:
         """Return the result as JSON-ready data."""
@@ -84,6 +86,7 @@ class TenantResult:
         data["from"] = None if from_heads is None else list(from_heads)
         data["to"] = None if to_heads is None else list(to_heads)
         data["applied"] = list(self.applied)
+        data["details"] = list(self.details)
         data["seconds"] = round(self.seconds, 6)
         for key in ("started", "finished"):
             if data[key] is not None:
@@ -108,6 +111,7 @@ class TenantResult:
             started=data.get("started"), finished=data.get("finished"),
             applied=tuple(str(r) for r in data.get("applied", ())),
             step_retries=int(data.get("step_retries", 0)),
+            details=tuple(str(d) for d in data.get("details", ())),
         )
 
 
