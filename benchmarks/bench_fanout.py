@@ -70,6 +70,43 @@ run_migrations_online()
 '''
 
 
+LOGGING_SECTIONS = """
+[loggers]
+keys = root,sqlalchemy,alembic
+
+[handlers]
+keys = console
+
+[formatters]
+keys = generic
+
+[logger_root]
+level = WARNING
+handlers = console
+qualname =
+
+[logger_sqlalchemy]
+level = WARNING
+handlers =
+qualname = sqlalchemy.engine
+
+[logger_alembic]
+level = INFO
+handlers =
+qualname = alembic
+
+[handler_console]
+class = StreamHandler
+args = (sys.stderr,)
+level = NOTSET
+formatter = generic
+
+[formatter_generic]
+format = %(levelname)-5.5s [%(name)s] %(message)s
+datefmt = %H:%M:%S
+"""
+
+
 def make_projects(root: Path) -> None:
     """Write the shared history, asyncmigrate's project and Alembic's project under ``root``."""
     from bench_runtime import history
@@ -84,6 +121,13 @@ def make_projects(root: Path) -> None:
     make_project(root / "ours", history(10), env_py=env)
     make_project(root / "ours_history", history(10), env_py=env,
                  ini_extra="history_table = asyncmigrate_history")
+    # Alembic's own `generic` env.py, unchanged (one transaction per run, a sync engine).
+    import alembic
+
+    generic = (Path(alembic.__file__).parent / "templates" / "generic" / "env.py").read_text()
+    make_project(root / "generic", history(10), env_py=generic)
+    with open(root / "generic" / "alembic.ini", "a", encoding="utf-8") as ini:  # as `alembic init` writes it
+        ini.write(LOGGING_SECTIONS)
     side = root / "alembic"
     (side / "migrations").mkdir(parents=True)
     (side / "migrations" / "env.py").write_text(ALEMBIC_ENV)
@@ -224,10 +268,32 @@ def fresh_database(name: str) -> str:
     return f"{base}/{name}"
 
 
+#: Whole-process contenders that are the command line itself: project directory per name.
+CLI_PROJECTS = {"cli": "ours", "cli-generic": "generic"}
+
+
+def cli_contender(root: Path, who: str, listing: Path, concurrency: int) -> dict[str, object]:
+    """``asyncmigrate upgrade head --tenants ... --report ...`` as a user runs it; counts from the report."""
+    report = root / "report.json"
+    wall = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "-m", "asyncmigrate", "-q", "-c", str(root / CLI_PROJECTS[who] / "alembic.ini"),
+         "upgrade", "head", "--tenants", str(listing), "--concurrency", str(concurrency),
+         "--report", str(report), "--no-progress"],
+        capture_output=True, text=True, cwd=root,
+    )
+    wall = time.perf_counter() - wall
+    if done.returncode != 0:
+        raise RuntimeError(f"{who} failed:\n{done.stdout[-1000:]}{done.stderr[-2000:]}")
+    return {"counts": json.loads(report.read_text())["counts"], "wall": wall}
+
+
 def contender(root: Path, who: str, tenants: list[dict[str, str | None]], concurrency: int = 1,
               url: str = "", count: int = 0) -> dict[str, object]:
     listing = root / "tenants.json"
     listing.write_text(json.dumps(tenants))
+    if who in CLI_PROJECTS:
+        return cli_contender(root, who, listing, concurrency)
     wall = time.perf_counter()
     done = subprocess.run(
         [sys.executable, __file__, "--child", who, "--root", str(root), "--tenants", str(listing),
@@ -252,7 +318,7 @@ def reset_tenants(kind: str, root: Path, name: str) -> str:
 
 
 def scenario(kind: str, count: int, concurrencies: list[int], rounds: int, proxy: bool,
-             with_history: bool = False) -> None:
+             with_history: bool = False, with_cli: bool = False) -> None:
     root = Path(tempfile.mkdtemp(prefix=f"bench-fanout-{kind}-"))
     make_projects(root)
     proxy_proc = None
@@ -267,6 +333,8 @@ def scenario(kind: str, count: int, concurrencies: list[int], rounds: int, proxy
         results: dict[str, list[float]] = {}
         for _ in range(rounds):
             ours = ("ours", "ours+history") if with_history else ("ours",)
+            if with_cli:
+                ours = (*ours, *CLI_PROJECTS)
             kinds = (*ours, "bare") if kind != "sqlite" else ours
             plan = [("alembic", 1)] + [(w, c) for c in concurrencies for w in kinds]
             for who, conc in plan:
@@ -288,6 +356,12 @@ def scenario(kind: str, count: int, concurrencies: list[int], rounds: int, proxy
             line = f"  c={conc}: alembic/ours = {base / ours:.2f}x"
             if f"bare c={conc}" in results:
                 line += f", ours/bare = {ours / statistics.median(results[f'bare c={conc}']):.2f}x"
+            for cli in CLI_PROJECTS:
+                if f"{cli} c={conc}" in results:
+                    mine = statistics.median(results[f"{cli} c={conc}"])
+                    line += f", {cli}: alembic/it = {base / mine:.2f}x"
+                    if f"bare c={conc}" in results:
+                        line += f", it/bare = {mine / statistics.median(results[f'bare c={conc}']):.2f}x"
             if f"ours+history c={conc}" in results:
                 on = statistics.median(results[f"ours+history c={conc}"])
                 line += f", history on/off = {on / ours:.3f}x"
@@ -335,6 +409,9 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=0)
     parser.add_argument("--history", action="store_true",
                         help="add a contender with the history table on")
+    parser.add_argument("--cli", action="store_true",
+                        help="add the command line (--tenants, --report) with the async template's "
+                        "env.py and with Alembic's unchanged generic env.py as contenders")
     args = parser.parse_args()
     if args.child:
         child(args)
@@ -342,11 +419,11 @@ def main() -> None:
     print(f"# {platform.node()}: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}, "
           f"Python {platform.python_version()}, {platform.platform()}")
     if args.scenario == "schemas":
-        scenario("schemas", 100, [8], args.rounds, proxy=False, with_history=args.history)
+        scenario("schemas", 100, [8], args.rounds, proxy=False, with_history=args.history, with_cli=args.cli)
     elif args.scenario == "proxy":
-        scenario("proxy", 50, [1, 8, 32], args.rounds, proxy=True)
+        scenario("proxy", 50, [1, 8, 32], args.rounds, proxy=True, with_cli=args.cli)
     elif args.scenario == "sqlite":
-        scenario("sqlite", 200, [8], args.rounds, proxy=False, with_history=args.history)
+        scenario("sqlite", 200, [8], args.rounds, proxy=False, with_history=args.history, with_cli=args.cli)
     elif args.scenario == "memory":
         memory(10_000, 64)
     else:
