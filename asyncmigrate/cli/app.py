@@ -719,7 +719,8 @@ def _fanout(state: State, config: Config, kwargs: dict[str, Any], operation: Ope
     if not options.active:
         return False
     if sql:
-        fail("--sql renders one script for one database; it cannot be combined with tenants")
+        given = "tenants" if options.source_given else ", ".join(options.fleet_only)
+        fail(f"--sql renders one script for one database; it cannot be combined with {given}")
     async def fan_out() -> Any:
         from .. import telemetry
 
@@ -742,11 +743,13 @@ def _move(state: State, operation: Operation, revision: str, sql: bool, tag: str
     """Run ``upgrade`` or ``downgrade`` on one database, or across tenants."""
     config = state.config()
     lock = False if no_lock else None
-    if lint_first and options_from(tenants).active:
-        fail("--lint checks one database's pending revisions; with tenants, run 'asyncmigrate lint "
-             "--from REV' first")
-    if validate_first and options_from(tenants).active:
-        fail("--validate checks one database; with tenants, validate each tenant first")
+    fleet = options_from(dict(tenants))
+    if lint_first and fleet.active:
+        fail("--lint checks one database's pending revisions before a plain run; with tenants or "
+             "fan-out options, run 'asyncmigrate lint --from REV' first")
+    if validate_first and fleet.active:
+        fail("--validate checks one database before a plain run; with tenants or fan-out options, "
+             "run 'asyncmigrate validate' (with the same options) first")
     if _fanout(state, config, tenants, operation, revision, as_json, sql,
                tag=tag, lock=lock, lock_timeout=lock_timeout):
         return

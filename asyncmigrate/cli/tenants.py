@@ -48,9 +48,30 @@ class TenantOptions:
     progress: bool | None = None
 
     @property
-    def active(self) -> bool:
-        """True when a tenant source was given (the command fans out)."""
+    def source_given(self) -> bool:
+        """True when a tenant source was given."""
         return any((self.tenants, self.tenants_query, self.schemas, self.sqlite_glob))
+
+    @property
+    def fleet_only(self) -> list[str]:
+        """The fan-out options given that mean nothing to a plain single-database run."""
+        given = {
+            "--timeout": self.timeout is not None, "--retries": bool(self.retries),
+            "--report": self.report is not None, "--fail-fast": self.fail_fast,
+            "--max-failures": self.max_failures is not None, "--canary": self.canary is not None,
+            "--shard": self.shard is not None, "--rerun-failed": self.rerun_failed is not None,
+            "--per-host": self.per_host is not None,
+        }
+        return [name for name, on in given.items() if on]
+
+    @property
+    def active(self) -> bool:
+        """True when the command fans out: a tenant source, or fan-out options on one database.
+
+        Without a tenant source, ``--timeout``, ``--retries``, ``--report`` and
+        the other fan-out options make the configured database a fleet of one.
+        """
+        return self.source_given or bool(self.fleet_only)
 
 
 _OPTIONS: list[Callable[[F], F]] = [
@@ -144,6 +165,8 @@ async def _load_tenants(config: Config, options: TenantOptions) -> list[Tenant]:
     )
 
     sources = [s for s in (options.tenants, options.tenants_query, options.schemas, options.sqlite_glob) if s]
+    if not sources:
+        return [_the_database(config)]
     if len(sources) > 1:
         raise ConfigError("Give one tenant source: --tenants, --tenants-query, --schemas or --sqlite-glob")
     if options.tenants:
@@ -160,6 +183,22 @@ async def _load_tenants(config: Config, options: TenantOptions) -> list[Tenant]:
     else:
         tenants = sqlite_files(options.sqlite_glob or "")
     return tenants
+
+
+def _the_database(config: Config) -> Tenant:
+    """The configured database as a fleet of one (fan-out options without a tenant source)."""
+    from ..tenants import Tenant
+    from ..urls import to_async_url
+
+    url = config.database_url
+    if not url:
+        raise ConfigError(
+            "No database URL: set sqlalchemy.url in the config, the ASYNCMIGRATE_DATABASE_URL "
+            "environment variable, or pass --url"
+        )
+    async_url = to_async_url(url)
+    name = (async_url.database or "").rsplit("/", 1)[-1] or "database"
+    return Tenant(name, async_url.render_as_string(hide_password=False))
 
 
 def _rerun_filter(tenants: list[Tenant], options: TenantOptions) -> list[Tenant]:

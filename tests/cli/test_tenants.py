@@ -176,3 +176,38 @@ def test_autogenerate_against_a_reference_tenant(tmp_path: Path) -> None:
     code, _, err = invoke("-c", str(ini), "revision", "-m", "plain", "--tenants", str(tenants))
     assert code == 1
     assert "go with --autogenerate" in err
+
+
+ONE = [
+    Rev("o1", None, 'op.execute("CREATE TABLE t1 (id INTEGER)")'),
+    Rev("o2", "o1", 'op.execute("CREATE TABLE t2 (id INTEGER)")'),
+]
+
+
+def test_fan_out_options_on_one_database_make_a_fleet_of_one(tmp_path: Path) -> None:
+    """``--timeout``/``--retries``/``--report``/``--fail-fast`` without a tenant source are not ignored."""
+    make_project(tmp_path, ONE, url=f"sqlite:///{tmp_path}/app.db")
+    ini = str(tmp_path / "alembic.ini")
+    report = tmp_path / "r.json"
+    code, out, err = invoke("-c", ini, "upgrade", "head", "--timeout", "5", "--retries", "3",
+                            "--report", str(report), "--fail-fast", "--no-progress")
+    assert code == 0, (out, err)
+    data = json.loads(report.read_text())
+    (only,) = data["tenants"]
+    assert (only["name"], only["status"], only["to"]) == ("app.db", "ok", ["o2"])
+    assert "1 tenants in" in out and ": 1 ok" in out
+    # A failure is reported and exits 1, with the database still where it was.
+    make_project(tmp_path, [*ONE, Rev("o3", "o2", "raise RuntimeError('boom')")],
+                 url=f"sqlite:///{tmp_path}/app.db")
+    code, out, _ = invoke("-c", ini, "upgrade", "head", "--report", str(report), "--no-progress")
+    assert code == 1
+    (only,) = json.loads(report.read_text())["tenants"]
+    assert only["status"] == "failed" and "boom" in only["error"]
+    assert only["to"] == ["o2"]
+    # What cannot apply is refused with one line, never silently ignored.
+    code, _, err = invoke("-c", ini, "upgrade", "head", "--sql", "--timeout", "5")
+    assert code == 1
+    assert "--sql renders one script for one database; it cannot be combined with --timeout" in err
+    code, _, err = invoke("-c", ini, "upgrade", "head", "--lint", "--report", str(report))
+    assert code == 1
+    assert "--lint checks one database's pending revisions before a plain run" in err
