@@ -64,3 +64,17 @@ def test_lint_exports_do_not_drift() -> None:
     assert set(observe.__all__) == {"OperationObserver", "observed", "observing"}
     assert "lint" in command.__all__
     assert "LintError" in exceptions.__all__
+
+
+def test_the_command_line_starts_without_the_linter_or_sqlalchemy() -> None:
+    """``asyncmigrate --version`` (every command's start-up) imports neither: they cost ~300 ms."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys\nfrom asyncmigrate.cli import main\n"
+        "try:\n    main(['--version'])\nexcept SystemExit:\n    pass\n"
+        "print(sorted(m for m in ('sqlalchemy', 'asyncmigrate.lint') if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert done.stdout.strip().splitlines()[-1] == "[]", done.stdout

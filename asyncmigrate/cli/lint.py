@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from ..exceptions import ConfigError
-from ..lint import RULES, LintReport, render_json, render_sarif, render_text
+
+if TYPE_CHECKING:
+    from ..lint import LintReport
+
+# The linter (and SQLAlchemy with it) is imported when a lint command runs: the
+# command line's start-up, and read-only commands such as ``heads``, never need it.
 
 __all__ = ["FORMATS", "render_text", "rules_text", "write_report"]
 
@@ -21,6 +27,8 @@ def write_report(
 
     :raises ConfigError: when the file cannot be written.
     """
+    from ..lint import render_json, render_sarif
+
     if fmt == "json":
         text = render_json(report)
     elif fmt == "sarif":
@@ -40,8 +48,17 @@ def write_report(
 
 def rules_text() -> str:
     """Every rule: id, default severity, dialects, name and summary (``lint --list-rules``)."""
+    from ..lint import RULES
+
     lines = []
     for rule in RULES.values():
         dialects = ", ".join(sorted(rule.dialects)) or "all"
         lines.append(f"{rule.id}  {rule.severity.value:<7}  {dialects:<20}  {rule.name}: {rule.summary}")
     return "\n".join(lines) + "\n"
+
+
+def render_text(report: LintReport, *, show_suppressed: bool = False, explain: bool = True) -> str:
+    """The report as text (see :func:`asyncmigrate.lint.render_text`)."""
+    from ..lint import render_text as render
+
+    return render(report, show_suppressed=show_suppressed, explain=explain)
