@@ -359,7 +359,9 @@ def _print_summary(report: FanoutReport, operation: str) -> None:
     retried = [r for r in report.results if r.step_retries]
     if retried:
         stopped += f"; {_retries(sum(r.step_retries for r in retried))} in {len(retried)} tenant(s)"
-    console.print(_cell(f"{len(report.results)} tenants in {report.seconds:.1f}s: {line or 'none'}{stopped}"))
+    total = len(report.results)
+    tenants = "tenant" if total == 1 else "tenants"
+    console.print(_cell(f"{total} {tenants} in {report.seconds:.1f}s: {line or 'none'}{stopped}"))
 
 
 async def _run_with_signals(run: Callable[[anyio.Event], Awaitable[T]]) -> tuple[T | None, int | None]:

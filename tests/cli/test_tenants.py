@@ -195,7 +195,8 @@ def test_fan_out_options_on_one_database_make_a_fleet_of_one(tmp_path: Path) -> 
     data = json.loads(report.read_text())
     (only,) = data["tenants"]
     assert (only["name"], only["status"], only["to"]) == ("app.db", "ok", ["o2"])
-    assert "1 tenants in" in out and ": 1 ok" in out
+    assert "1 tenant in" in out, out
+    assert ": 1 ok" in out, out
     # A failure is reported and exits 1, with the database still where it was.
     make_project(tmp_path, [*ONE, Rev("o3", "o2", "raise RuntimeError('boom')")],
                  url=f"sqlite:///{tmp_path}/app.db")
