@@ -265,7 +265,7 @@ async def _run(
 def _stall_watch(config: Config, probe: SessionProbe, connect_timeout: float | None) -> StallWatch | None:
     from .runtime.stalls import StallWatch, read_timeout
 
-    seconds = read_timeout(config.get_alembic_option("read_timeout"))
+    seconds = read_timeout(config)
     return StallWatch(probe, seconds, connect_timeout) if seconds else None
 
 

@@ -19,6 +19,7 @@ from ..urls import mask_password
 from .connecting import EarlyConnection, answer_first_connect
 from .local import bind_environment
 from .migration import MigrationContext
+from .timeouts import parse_seconds
 
 if TYPE_CHECKING:
     from sqlalchemy.schema import MetaData
@@ -36,16 +37,10 @@ DEFAULT_CONNECT_TIMEOUT = 30.0
 def connect_timeout(config: Config) -> float | None:
     """The configured ``connect_timeout`` in seconds (default 30; ``0`` for none).
 
-    :raises ConfigError: when it is not a number.
+    :raises ConfigError: when it is not a non-negative number.
     """
     configured = config.get_alembic_option("connect_timeout")
-    if configured is None or configured == "":
-        return DEFAULT_CONNECT_TIMEOUT
-    try:
-        seconds = float(configured)
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"connect_timeout must be a number of seconds, not {configured!r}") from exc
-    return seconds if seconds > 0 else None
+    return parse_seconds(configured, "connect_timeout", DEFAULT_CONNECT_TIMEOUT)
 
 
 @asynccontextmanager

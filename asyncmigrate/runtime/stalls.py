@@ -33,14 +33,17 @@ is not watched.
 
 from __future__ import annotations
 
-import math
+from typing import TYPE_CHECKING
 
 import anyio
 
 from .._greenlet import Pauses
-from ..exceptions import ConfigError
 from ..masking import get_logger
 from .sessions import SessionProbe
+from .timeouts import parse_seconds
+
+if TYPE_CHECKING:
+    from ..config import Config
 
 __all__ = ["DEFAULT_READ_TIMEOUT", "StallWatch", "read_timeout"]
 
@@ -53,20 +56,12 @@ DEFAULT_READ_TIMEOUT = 60.0
 _LATE = 0.5
 
 
-def read_timeout(configured: str | None) -> float | None:
-    """The ``read_timeout`` option in seconds (default 60; ``0`` for none).
+def read_timeout(config: Config) -> float | None:
+    """The configured ``read_timeout`` in seconds (default 60; ``0`` for none).
 
-    :raises ConfigError: when it is not a number.
+    :raises ConfigError: when it is not a non-negative number.
     """
-    if configured is None or configured == "":
-        return DEFAULT_READ_TIMEOUT
-    try:
-        seconds = float(configured)
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"read_timeout must be a number of seconds, not {configured!r}") from exc
-    if math.isnan(seconds) or seconds < 0:
-        raise ConfigError(f"read_timeout must be a number of seconds, not {configured!r}")
-    return seconds if seconds > 0 else None
+    return parse_seconds(config.get_alembic_option("read_timeout"), "read_timeout", DEFAULT_READ_TIMEOUT)
 
 
 class StallWatch:

@@ -63,6 +63,24 @@ _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-z]*)\s*$")
 _MAX_PAUSE = 60.0
 
 
+def parse_seconds(value: Any, name: str, default: float) -> float | None:
+    """Read a plain seconds option (``connect_timeout``, ``read_timeout``).
+
+    Unset or empty gives ``default``; ``0`` means no limit (None).
+
+    :raises ConfigError: for anything but a non-negative number.
+    """
+    if value is None or value == "":
+        return default
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{name} must be a number of seconds, not {value!r}") from exc
+    if math.isnan(seconds) or seconds < 0:
+        raise ConfigError(f"{name} must be a number of seconds, not {value!r}")
+    return seconds if seconds > 0 else None
+
+
 def parse_duration(value: Any, name: str) -> float | None:
     """Read a duration option (``5s``, ``500ms``, ``2min``, ``1h``, or seconds) as seconds.
 
