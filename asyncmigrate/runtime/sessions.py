@@ -59,18 +59,32 @@ async def stop_session(
         statement, params = f"KILL {'' if terminate else 'QUERY '}{int(session.pid)}", {}
     else:
         return False
+    reached, _ = await _on_new_connection(url, statement, params, timeout, f"stop session {session.pid}")
+    return reached
+
+
+async def _on_new_connection(
+    url: URL | str, statement: str, params: dict[str, Any], timeout: float, what: str
+) -> tuple[bool, tuple[Any, ...] | None]:
+    """Run ``statement`` over a new connection to ``url``: whether the server was reached, and its first row.
+
+    Shielded from cancellation and bounded by ``timeout`` seconds; an
+    error is only logged (``Could not <what>``), as the server not reached.
+    """
     with anyio.move_on_after(timeout, shield=True):
         engine = create_async_engine(url, poolclass=NullPool)
         try:
             async with engine.connect() as conn:
-                await conn.execute(text(statement), params)
+                result = await conn.execute(text(statement), params)
+                first = result.first() if result.returns_rows else None
+                row = tuple(first) if first is not None else None
                 await conn.commit()
-            return True
-        except Exception as exc:  # best effort: the session may be gone already
-            log.debug("Could not stop session %s: %s", session.pid, exc)
+            return True, row
+        except Exception as exc:  # best effort: the session may be gone, the server down
+            log.debug("Could not %s: %s", what, exc)
         finally:
             await engine.dispose()
-    return False
+    return False, None
 
 
 @dataclass(frozen=True)
@@ -106,19 +120,14 @@ async def session_state(url: URL | str, session: ServerSession, timeout: float) 
         params = {"pid": session.pid}
     else:
         return None
-    with anyio.move_on_after(timeout, shield=True):
-        engine = create_async_engine(url, poolclass=NullPool)
-        try:
-            async with engine.connect() as conn:
-                row = (await conn.execute(text(statement), params)).first()
-            if row is None:
-                return SessionState(running=False, idle_for=float("inf"))
-            return SessionState(running=bool(row[0]), idle_for=float(row[1] or 0))
-        except Exception as exc:
-            log.debug("Could not read the state of session %s: %s", session.pid, exc)
-        finally:
-            await engine.dispose()
-    return None
+    reached, row = await _on_new_connection(
+        url, statement, params, timeout, f"read the state of session {session.pid}"
+    )
+    if not reached:
+        return None
+    if row is None:
+        return SessionState(running=False, idle_for=float("inf"))
+    return SessionState(running=bool(row[0]), idle_for=float(row[1] or 0))
 
 
 class SessionProbe:

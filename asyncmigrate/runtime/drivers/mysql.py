@@ -11,17 +11,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import create_async_engine
-from sqlalchemy.pool import NullPool
-
 from ..._greenlet import await_in_loop, in_loop_greenlet
-from ...masking import get_logger
+from ..sessions import stop_session
 from . import Driver, ServerSession
 
-__all__ = ["MySQLDriver", "kill"]
-
-log = get_logger(__name__)
+__all__ = ["MySQLDriver"]
 
 
 class MySQLDriver(Driver):
@@ -45,18 +39,4 @@ class MySQLDriver(Driver):
         session = self.session()
         if session is None or not in_loop_greenlet():
             return
-        await_in_loop(kill(self.connection.engine.url, session, query_only=True))
-
-
-async def kill(url: Any, session: ServerSession, query_only: bool) -> bool:
-    """Stop ``session``'s statement (or end the session) from a new connection; best effort."""
-    engine = create_async_engine(url, poolclass=NullPool)
-    try:
-        async with engine.connect() as conn:
-            await conn.execute(text(f"KILL {'QUERY ' if query_only else ''}{int(session.pid)}"))
-        return True
-    except Exception as exc:  # the session may be gone already
-        log.debug("Could not interrupt MySQL session %s: %s", session.pid, exc)
-        return False
-    finally:
-        await engine.dispose()
+        await_in_loop(stop_session(self.connection.engine.url, session, terminate=False))
