@@ -217,6 +217,24 @@ class _Janitor:
 JANITOR = _Janitor()
 
 
+async def drop_mysql_databases(url: URL, pattern: str) -> None:
+    """Drop every database on ``url``'s MySQL/MariaDB server whose name is LIKE ``pattern``."""
+    from sqlalchemy import text
+    from sqlalchemy.ext.asyncio import create_async_engine
+    from sqlalchemy.pool import NullPool
+
+    engine = create_async_engine(url, poolclass=NullPool)
+    try:
+        async with engine.connect() as conn:
+            names = (await conn.execute(text(
+                "SELECT schema_name FROM information_schema.schemata WHERE schema_name LIKE :p"
+            ), {"p": pattern})).scalars().all()
+            for name in names:
+                await conn.execute(text(f"DROP DATABASE `{name}`"))
+    finally:
+        await engine.dispose()
+
+
 def sqlite_url(path: os.PathLike[str] | str) -> URL:
     """Return the aiosqlite URL of a database file."""
     return make_url(f"sqlite+aiosqlite:///{os.fspath(path)}")

@@ -85,6 +85,23 @@ async def any_db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
         yield url
 
 
+@pytest.fixture(params=["postgresql", "mysql"])
+async def server_db(request: pytest.FixtureRequest) -> AsyncIterator[URL]:
+    """A fresh database on PostgreSQL, then on MariaDB/MySQL.
+
+    On MySQL a schema tenant is a database of its own: those named
+    ``<database>_s*`` are dropped with it.
+    """
+    backend = request.param
+    backends.require(backend)
+    async with backends.scratch_database(backend) as url:
+        try:
+            yield url
+        finally:
+            if backend == "mysql":
+                await backends.drop_mysql_databases(url, f"{url.database}_s%")
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 async def sqlite_or_pg_db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[URL]:
     """A fresh database on SQLite, then on PostgreSQL."""

@@ -82,11 +82,3 @@ async def db_pair(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterat
         ours = await stack.enter_async_context(backends.scratch_database(backend))
         theirs = await stack.enter_async_context(backends.scratch_database(backend))
         yield ours, theirs
-
-
-@pytest.fixture(params=["postgresql", "mysql"])
-async def server_db(request: pytest.FixtureRequest) -> AsyncIterator[URL]:
-    """A fresh database on PostgreSQL, then on MariaDB/MySQL."""
-    backends.require(request.param)
-    async with backends.scratch_database(request.param) as url:
-        yield url

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -22,17 +21,9 @@ from sqlalchemy.engine import URL
 from asyncmigrate import command
 from asyncmigrate.exceptions import ConnectionFailedError
 
-from .. import backends
 from ..netfaults import Proxy, proxy_to
 from ..project import PER_MIGRATION_ENV, Rev, make_project
 from .interruptions import SLEEPS, assert_consistent, server_busy, settled, slow_steps
-
-
-@pytest.fixture(params=["postgresql", "mysql"])
-async def server_db(request: pytest.FixtureRequest) -> AsyncIterator[URL]:
-    backends.require(request.param)
-    async with backends.scratch_database(request.param) as url:
-        yield url
 
 
 def _backend(url: URL) -> str:

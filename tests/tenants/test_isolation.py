@@ -12,7 +12,6 @@ at once.
 from __future__ import annotations
 
 import textwrap
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -23,7 +22,6 @@ from sqlalchemy.pool import NullPool
 
 from asyncmigrate.tenants import Tenant, migrate_tenants
 
-from .. import backends
 from ..project import make_project
 
 HELPER = "fanout_isolation_values"
@@ -137,37 +135,16 @@ def expected(tenant: Tenant, default_schema: str | None) -> dict[str, object]:
     }
 
 
-@pytest.fixture(params=["postgresql", "mysql"])
-async def shared_server(request: pytest.FixtureRequest) -> AsyncIterator[URL]:
-    backend = request.param
-    backends.require(backend)
-    async with backends.scratch_database(backend) as url:
-        try:
-            yield url
-        finally:
-            if backend == "mysql":
-                engine = create_async_engine(url, poolclass=NullPool)
-                try:
-                    async with engine.connect() as conn:
-                        names = (await conn.execute(text(
-                            "SELECT schema_name FROM information_schema.schemata WHERE schema_name LIKE :p"
-                        ), {"p": f"{url.database}_s%"})).scalars().all()
-                        for name in names:
-                            await conn.execute(text(f"DROP DATABASE `{name}`"))
-                finally:
-                    await engine.dispose()
-
-
 @pytest.mark.parametrize("concurrency", [1, 8])
 async def test_each_tenant_ends_with_exactly_its_own_values(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, shared_server: URL, concurrency: int
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, server_db: URL, concurrency: int
 ) -> None:
     write_project(tmp_path, monkeypatch)
     from asyncmigrate import Config
 
     config = Config(str(tmp_path / "alembic.ini"))
-    shared = shared_server.render_as_string(hide_password=False)
-    database = shared_server.database
+    shared = server_db.render_as_string(hide_password=False)
+    database = server_db.database
     tenants = [Tenant("plain_shared", shared)]  # the URL's default schema, next to schema tenants
     # Schema tenants interleaved with the plain one: they take turns on the same pooled connections.
     tenants += [Tenant(f"sch{i}", shared, f"{database}_s{i}") for i in range(6)]
@@ -175,7 +152,7 @@ async def test_each_tenant_ends_with_exactly_its_own_values(
     tenants += [Tenant(f"file{i}", f"sqlite:///{tmp_path}/file{i}.db") for i in range(4)]
     report = await migrate_tenants(config, tenants, "head", concurrency=concurrency)
     assert report.counts["ok"] == len(tenants), report.failed
-    default_schema = "public" if shared_server.get_backend_name() == "postgresql" else None
+    default_schema = "public" if server_db.get_backend_name() == "postgresql" else None
     for tenant in tenants:
         got = await what_tenant_has(tenant)
         want = expected(tenant, default_schema if not tenant.url.startswith("sqlite") else None)

@@ -3,14 +3,10 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
 from sqlalchemy.engine import URL
-from sqlalchemy.ext.asyncio import create_async_engine
-from sqlalchemy.pool import NullPool
 
 from asyncmigrate.tenants import Tenant, TenantEvent, migrate_tenants
 
@@ -22,28 +18,6 @@ REVS = [
     Rev(f"r{i}", f"r{i - 1}" if i else None, f'op.execute("CREATE TABLE t{i} (id INTEGER)")')
     for i in range(3)
 ]
-
-
-@pytest.fixture(params=["postgresql", "mysql"])
-async def server_db(request: pytest.FixtureRequest) -> AsyncIterator[URL]:
-    """A scratch database on PostgreSQL, then on MariaDB; schemas named ``<db>_s*`` dropped after."""
-    backend = request.param
-    backends.require(backend)
-    async with backends.scratch_database(backend) as url:
-        try:
-            yield url
-        finally:
-            if backend == "mysql":
-                engine = create_async_engine(url, poolclass=NullPool)
-                try:
-                    async with engine.connect() as conn:
-                        names = (await conn.execute(text(
-                            "SELECT schema_name FROM information_schema.schemata WHERE schema_name LIKE :p"
-                        ), {"p": f"{url.database}_s%"})).scalars().all()
-                        for name in names:
-                            await conn.execute(text(f"DROP DATABASE `{name}`"))
-                finally:
-                    await engine.dispose()
 
 
 async def test_a_reset_between_tenants_hands_no_one_a_dead_connection(
