@@ -70,48 +70,11 @@ run_migrations_online()
 '''
 
 
-LOGGING_SECTIONS = """
-[loggers]
-keys = root,sqlalchemy,alembic
-
-[handlers]
-keys = console
-
-[formatters]
-keys = generic
-
-[logger_root]
-level = WARNING
-handlers = console
-qualname =
-
-[logger_sqlalchemy]
-level = WARNING
-handlers =
-qualname = sqlalchemy.engine
-
-[logger_alembic]
-level = INFO
-handlers =
-qualname = alembic
-
-[handler_console]
-class = StreamHandler
-args = (sys.stderr,)
-level = NOTSET
-formatter = generic
-
-[formatter_generic]
-format = %(levelname)-5.5s [%(name)s] %(message)s
-datefmt = %H:%M:%S
-"""
-
-
 def make_projects(root: Path) -> None:
     """Write the shared history, asyncmigrate's project and Alembic's project under ``root``."""
     from bench_runtime import history
 
-    from tests.project import TEMPLATES, make_project
+    from tests.project import TEMPLATES, logging_sections, make_project
 
     env = (TEMPLATES / "async" / "env.py").read_text().replace(
         "context.configure(connection=connection, target_metadata=target_metadata)",
@@ -125,9 +88,7 @@ def make_projects(root: Path) -> None:
     import alembic
 
     generic = (Path(alembic.__file__).parent / "templates" / "generic" / "env.py").read_text()
-    make_project(root / "generic", history(10), env_py=generic)
-    with open(root / "generic" / "alembic.ini", "a", encoding="utf-8") as ini:  # as `alembic init` writes it
-        ini.write(LOGGING_SECTIONS)
+    make_project(root / "generic", history(10), env_py=generic, ini_extra=logging_sections())
     side = root / "alembic"
     (side / "migrations").mkdir(parents=True)
     (side / "migrations" / "env.py").write_text(ALEMBIC_ENV)

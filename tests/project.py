@@ -14,6 +14,49 @@ from asyncmigrate import Config
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 
+def logging_sections(sqlalchemy: str = "WARNING", alembic: str = "INFO") -> str:
+    """The logging sections ``alembic init`` writes into alembic.ini, at the given logger levels.
+
+    For ``make_project(..., ini_extra=logging_sections())``: Alembic's own
+    env.py templates call ``fileConfig`` and need them.
+    """
+    return f"""
+[loggers]
+keys = root,sqlalchemy,alembic
+
+[handlers]
+keys = console
+
+[formatters]
+keys = generic
+
+[logger_root]
+level = WARNING
+handlers = console
+qualname =
+
+[logger_sqlalchemy]
+level = {sqlalchemy}
+handlers =
+qualname = sqlalchemy.engine
+
+[logger_alembic]
+level = {alembic}
+handlers =
+qualname = alembic
+
+[handler_console]
+class = StreamHandler
+args = (sys.stderr,)
+level = NOTSET
+formatter = generic
+
+[formatter_generic]
+format = %(levelname)-5.5s [%(name)s] %(message)s
+datefmt = %H:%M:%S
+"""
+
+
 #: The async template's env.py with ``transaction_per_migration=True``, online and offline.
 PER_MIGRATION_ENV = (
     (TEMPLATES / "async" / "env.py").read_text(encoding="utf-8")

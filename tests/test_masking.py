@@ -23,7 +23,7 @@ from asyncmigrate.masking import mask_secrets
 from asyncmigrate.urls import mask_password
 
 from . import backends
-from .project import Rev, make_project
+from .project import Rev, logging_sections, make_project
 
 MARK = "Zq9x"
 
@@ -179,39 +179,7 @@ async def test_log_records_at_every_level_hide_the_password(
     assert MARK not in caplog.text
 
 
-LOGGING_INI = """
-[loggers]
-keys = root,sqlalchemy,alembic
-
-[handlers]
-keys = console
-
-[formatters]
-keys = generic
-
-[logger_root]
-level = WARNING
-handlers = console
-
-[logger_sqlalchemy]
-level = INFO
-handlers =
-qualname = sqlalchemy.engine
-
-[logger_alembic]
-level = DEBUG
-handlers =
-qualname = alembic
-
-[handler_console]
-class = StreamHandler
-args = (sys.stderr,)
-level = NOTSET
-formatter = generic
-
-[formatter_generic]
-format = %(levelname)-5.5s [%(name)s] %(message)s
-"""
+LOGGING_INI = logging_sections(sqlalchemy="INFO", alembic="DEBUG")
 
 
 def test_sql_echoed_by_the_logging_config_is_masked(tmp_path: Path) -> None:
