@@ -15,7 +15,8 @@ from asyncmigrate.exceptions import DriftError
 from asyncmigrate.script.checksum import file_checksum
 
 from .project import Rev, make_project
-from .runtime.test_history import HISTORY, alembic, alembic_ini, sync_url
+from .runtime.test_differential import alembic_project
+from .runtime.test_history import HISTORY, alembic, sync_url
 
 REVS = [
     Rev("a1", None, "op.execute('CREATE TABLE t1 (id INTEGER PRIMARY KEY)')", "op.execute('DROP TABLE t1')"),
@@ -94,7 +95,7 @@ async def test_missing_files_and_unknown_version_rows(tmp_path: Path, sqlite_or_
 
 async def test_log_after_taking_over_from_alembic(tmp_path: Path, any_db: URL) -> None:
     config = make_project(tmp_path / "ours", REVS, url=any_db, ini_extra=HISTORY)
-    ini = alembic_ini(tmp_path / "theirs", tmp_path / "ours" / "migrations" / "versions", sync_url(any_db))
+    ini = alembic_project(tmp_path / "theirs", tmp_path / "ours" / "migrations" / "versions", sync_url(any_db))
     before = await command.log(config)
     assert not before.table_exists and before.rows == () and before.before_record == ()
 

@@ -18,14 +18,13 @@ from pathlib import Path
 import anyio
 import pytest
 from sqlalchemy import create_engine, inspect, text
-from sqlalchemy.engine import URL
 from sqlalchemy.pool import NullPool
 
 from asyncmigrate import Config, command
 from asyncmigrate.exceptions import AsyncMigrateError
 
 from .. import backends
-from ..project import Rev, make_project, write_revisions
+from ..project import PER_MIGRATION_ENV, Rev, make_project, write_revisions
 
 
 def table_rev(rev: str, down: str | tuple[str, ...] | None, **kw: object) -> Rev:
@@ -155,13 +154,6 @@ async def run_ours(config: Config, verb: str, target: str, url: str) -> str | No
     except AsyncMigrateError as exc:
         return f"{type(exc).__name__}: {exc}"
     return None
-
-
-PER_MIGRATION_ENV = (Path(__file__).parents[2] / "templates" / "async" / "env.py").read_text().replace(
-    "context.configure(connection=connection, target_metadata=target_metadata)",
-    "context.configure(connection=connection, target_metadata=target_metadata, "
-    "transaction_per_migration=True)",
-)
 
 
 async def replay(

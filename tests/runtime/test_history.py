@@ -5,8 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import os
 import socket
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +20,8 @@ from asyncmigrate import command
 from asyncmigrate.exceptions import MigrationError
 from asyncmigrate.script.checksum import file_checksum
 
-from ..project import Rev, make_project
+from ..project import PER_MIGRATION_ENV, Rev, make_project
+from .test_differential import alembic_project
 
 HISTORY = "history_table = asyncmigrate_history"
 
@@ -32,13 +31,6 @@ REVS = [
     Rev("c3", "b2", "op.execute('CREATE TABLE t3 (id INTEGER PRIMARY KEY)')", "op.execute('DROP TABLE t3')"),
 ]
 FAILS = Rev("d4", "c3", "op.execute('CREATE TABLE t4 (id INTEGER PRIMARY KEY)')\nop.execute('SELECT * FROM missing')")
-
-PER_MIGRATION_ENV = (Path(__file__).parents[2] / "templates" / "async" / "env.py").read_text().replace(
-    "context.configure(connection=connection, target_metadata=target_metadata)",
-    "context.configure(connection=connection, target_metadata=target_metadata, "
-    "transaction_per_migration=True)",
-)
-
 
 async def history_rows(url: URL | str, table: str = "asyncmigrate_history") -> list[dict[str, Any]]:
     """Every row of the history table, oldest first (empty when the table does not exist)."""
@@ -157,18 +149,6 @@ def sync_url(url: URL) -> str:
     return url.set(drivername=drivers[url.get_backend_name()]).render_as_string(hide_password=False)
 
 
-def alembic_ini(root: Path, versions: Path, url: str) -> Path:
-    root.mkdir(parents=True)
-    subprocess.run(
-        [sys.executable, "-m", "alembic", "init", "-t", "generic", "migrations"],
-        cwd=root, check=True, capture_output=True,
-    )
-    ini = root / "alembic.ini"
-    text_ = ini.read_text().replace("driver://user:pass@localhost/dbname", url.replace("%", "%%"))
-    ini.write_text(text_.replace("[alembic]", f"[alembic]\nversion_locations = {versions}", 1))
-    return ini
-
-
 async def alembic(ini: Path, verb: str, target: str) -> None:
     def call() -> None:
         from alembic import command as alembic_command
@@ -181,7 +161,7 @@ async def alembic(ini: Path, verb: str, target: str) -> None:
 
 async def test_interleaving_with_alembic(tmp_path: Path, any_db: URL) -> None:
     config = make_project(tmp_path / "ours", REVS, url=any_db, ini_extra=HISTORY)
-    ini = alembic_ini(tmp_path / "theirs", versions_dir(tmp_path / "ours"), sync_url(any_db))
+    ini = alembic_project(tmp_path / "theirs", versions_dir(tmp_path / "ours"), sync_url(any_db))
 
     await alembic(ini, "upgrade", "a1")  # an Alembic-managed database ...
     await command.upgrade(config, "b2")  # ... taken over: the record starts at a1

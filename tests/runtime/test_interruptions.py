@@ -29,9 +29,8 @@ from sqlalchemy.pool import NullPool
 import asyncmigrate
 from asyncmigrate import Config, command
 
-from ..project import make_project
+from ..project import PER_MIGRATION_ENV, make_project
 from .interruptions import assert_consistent, lock_is_free, recorded, settled, slow_steps
-from .test_differential import PER_MIGRATION_ENV
 
 BACKENDS = ["sqlite", "postgresql", "mysql"]
 

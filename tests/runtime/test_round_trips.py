@@ -21,9 +21,8 @@ from sqlalchemy.pool import NullPool
 from asyncmigrate import command
 from asyncmigrate.exceptions import LockTimeoutError, MigrationError, VersionTableError
 
-from ..project import Rev, make_project
+from ..project import PER_MIGRATION_ENV, Rev, make_project
 from ..sent_sql import record_sql
-from .test_differential import PER_MIGRATION_ENV
 from .test_run import tables_and_versions
 
 

@@ -188,13 +188,7 @@ async def test_a_step_that_keeps_timing_out_fails_naming_the_holder(tmp_path: Pa
 
 
 async def test_a_step_per_transaction_retries_only_itself(tmp_path: Path, pg_db: URL) -> None:
-    env_py = (Path(__file__).parent.parent.parent / "templates" / "async" / "env.py").read_text()
-    env_py = env_py.replace(
-        "context.configure(connection=connection, target_metadata=target_metadata)",
-        "context.configure(connection=connection, target_metadata=target_metadata, "
-        "transaction_per_migration=True)",
-    )
-    config = make_project(tmp_path / "p", [BASE, TOUCH_AUDIT, ADD_EMAIL], url=pg_db, env_py=env_py,
+    config = make_project(tmp_path / "p", [BASE, TOUCH_AUDIT, ADD_EMAIL], url=pg_db, env_py=PER_MIGRATION_ENV,
                           ini_extra="step_lock_timeout = 100ms\nstep_retries = 1\nstep_retry_delay = 10ms")
     await command.upgrade(config, "a1")
     events: list[StepEvent] = []

@@ -18,8 +18,7 @@ from sqlalchemy.engine import URL
 from asyncmigrate import StepEvent, command
 from asyncmigrate.exceptions import MigrationError
 
-from ..project import Rev, make_project
-from .test_differential import PER_MIGRATION_ENV
+from ..project import PER_MIGRATION_ENV, Rev, make_project
 from .test_run import tables_and_versions
 
 

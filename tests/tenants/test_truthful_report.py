@@ -12,14 +12,8 @@ from sqlalchemy.engine import URL
 from asyncmigrate.cli import cli
 from asyncmigrate.tenants import Tenant, migrate_tenants, printable
 
-from ..project import TEMPLATES, Rev, make_project
+from ..project import PER_MIGRATION_ENV, Rev, make_project
 from .test_fanout import state_of
-
-PER_MIGRATION_ENV = (TEMPLATES / "async" / "env.py").read_text(encoding="utf-8").replace(
-    "context.configure(connection=connection, target_metadata=target_metadata)",
-    "context.configure(connection=connection, target_metadata=target_metadata, "
-    "transaction_per_migration=True)",
-)
 
 REVS = [
     Rev(f"r{i}", f"r{i - 1}" if i else None, f"""
