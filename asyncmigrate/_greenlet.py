@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
-from contextvars import ContextVar, Token
+from contextvars import ContextVar
 from typing import Any, TypeVar
 
 import anyio
@@ -52,7 +52,7 @@ class Pauses:
     """Counts the run's own waits that are not waits for the database (a sleep, a thread).
 
     A run that watches its connection for stalls (see
-    :mod:`asyncmigrate.runtime.stalls`) installs one with :meth:`install`;
+    :mod:`asyncmigrate.runtime.stalls`) runs inside :meth:`installed`;
     :func:`sleep` and :func:`to_thread` count themselves in it, so that a
     retry delay or a lock-polling pause is never taken for a silent server.
     """
@@ -60,14 +60,14 @@ class Pauses:
     def __init__(self) -> None:
         self.active = 0
 
-    def install(self) -> Token[Pauses | None]:
-        """Make this the current task's counter (greenlets and tasks started from it inherit it)."""
-        return _pauses.set(self)
-
-    @staticmethod
-    def uninstall(token: Token[Pauses | None]) -> None:
-        """Put back the counter :meth:`install` replaced."""
-        _pauses.reset(token)
+    @contextmanager
+    def installed(self) -> Iterator[None]:
+        """Make this the task's counter for the block (greenlets and tasks started in it inherit it)."""
+        token = _pauses.set(self)
+        try:
+            yield
+        finally:
+            _pauses.reset(token)
 
 
 _pauses: ContextVar[Pauses | None] = ContextVar("asyncmigrate_pauses", default=None)

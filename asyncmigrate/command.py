@@ -20,7 +20,7 @@ import shutil
 import socket
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -54,8 +54,6 @@ if TYPE_CHECKING:
     from .lint import LintReport
     from .runtime.environment import EnvironmentContext
     from .runtime.migration import MigrationContext
-    from .runtime.sessions import SessionProbe
-    from .runtime.stalls import StallWatch
 
 # The runtime (and SQLAlchemy with it) is imported when a command touches a database;
 # reading the history (heads, history, show, branches) never needs it.
@@ -227,6 +225,7 @@ async def _run(
     from .runtime.environment import EnvironmentContext, connect_timeout
     from .runtime.envpy import run_env
     from .runtime.sessions import SessionProbe
+    from .runtime.stalls import StallWatch
 
     online = fn is not None and not opts.get("as_sql")
     given = [k for k in ("connection", "engine") if k in opts or k in config.attributes]
@@ -241,13 +240,13 @@ async def _run(
     watch = None
     if online and "connection" not in given:
         watched = opts.setdefault("session_probe", SessionProbe())
-        watch = _stall_watch(config, watched, connect_timeout(config))
+        watch = StallWatch.for_config(config, watched, connect_timeout(config))
     env = EnvironmentContext(config, script, fn=fn, **opts)
     try:
         if watch is None:
             await run_env(env)
         else:
-            await _watched(run_env(env), watch)
+            await watch.run(run_env(env))
     except anyio.get_cancelled_exc_class():
         if probe is not None and probe.sessions:
             await probe.interrupt(terminate=True)
@@ -260,39 +259,6 @@ async def _run(
             raise
         raise translated from exc
     return env
-
-
-def _stall_watch(config: Config, probe: SessionProbe, connect_timeout: float | None) -> StallWatch | None:
-    from .runtime.stalls import StallWatch, read_timeout
-
-    seconds = read_timeout(config)
-    return StallWatch(probe, seconds, connect_timeout) if seconds else None
-
-
-async def _watched(run: Awaitable[None], watch: StallWatch) -> None:
-    """Await ``run`` while ``watch`` looks for a stalled connection; fail with its verdict if it finds one."""
-    from .exceptions import ConnectionFailedError
-
-    failure: list[BaseException] = []
-    async with anyio.create_task_group() as group:
-        token = watch.pauses.install()
-
-        async def watching() -> None:
-            await watch.watch()
-            group.cancel_scope.cancel()
-
-        group.start_soon(watching)
-        try:
-            await run
-        except BaseException as exc:  # re-raised below, outside the task group
-            failure.append(exc)
-        finally:
-            watch.pauses.uninstall(token)
-            group.cancel_scope.cancel()
-    if watch.verdict is not None and failure:
-        raise ConnectionFailedError(watch.verdict) from None
-    if failure:
-        raise failure[0]
 
 
 def _migration_result(

@@ -33,11 +33,13 @@ is not watched.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from typing import TYPE_CHECKING
 
 import anyio
 
 from .._greenlet import Pauses
+from ..exceptions import ConnectionFailedError
 from ..masking import get_logger
 from .sessions import SessionProbe
 from .timeouts import parse_seconds
@@ -72,11 +74,43 @@ class StallWatch:
         self.read_timeout = read_timeout
         self.connect_timeout = connect_timeout or read_timeout
         self.pauses = Pauses()
-        self.verdict: str | None = None
-        """The one-line reason the watch stopped the run, once it has."""
 
-    async def watch(self) -> str:
-        """Return, with the sessions terminated, once the run is stalled; else run until cancelled."""
+    @classmethod
+    def for_config(
+        cls, config: Config, probe: SessionProbe, connect_timeout: float | None
+    ) -> StallWatch | None:
+        """The watch ``config`` asks for (``read_timeout``), or None when it is off."""
+        seconds = read_timeout(config)
+        return cls(probe, seconds, connect_timeout) if seconds else None
+
+    async def run(self, run: Awaitable[None]) -> None:
+        """Await ``run`` under the watch; if its connection stalls, stop it and fail with one line.
+
+        :raises ConnectionFailedError: the watch's verdict, when it stopped the run.
+        """
+        failure: list[BaseException] = []
+        verdict: list[str] = []
+        with self.pauses.installed():
+            async with anyio.create_task_group() as group:
+
+                async def watching() -> None:
+                    verdict.append(await self._watch())
+                    group.cancel_scope.cancel()
+
+                group.start_soon(watching)
+                try:
+                    await run
+                except BaseException as exc:  # re-raised below, outside the task group
+                    failure.append(exc)
+                finally:
+                    group.cancel_scope.cancel()
+        if verdict and failure:
+            raise ConnectionFailedError(verdict[0]) from None
+        if failure:
+            raise failure[0]
+
+    async def _watch(self) -> str:
+        """The verdict, with the sessions terminated, once the run is stalled; else run until cancelled."""
         tick = min(1.0, self.read_timeout / 4)
         clock = anyio.current_time
         waiting_since = clock()
@@ -91,7 +125,6 @@ class StallWatch:
                 continue
             verdict = await self._ask_the_server()
             if verdict is not None:
-                self.verdict = verdict
                 return verdict
             waiting_since = clock()
 
