@@ -194,7 +194,7 @@ class StepTimeouts:
         """The same limits as statements for an offline script (``--sql``), readable by a reviewer."""
         if dialect_name == "postgresql":
             return [
-                f"SET LOCAL {name} = '{max(1, round(value * 1000))}ms'" if value is not None
+                f"SET LOCAL {name} = {_pg_ms(value, name)}" if value is not None
                 else f"SET LOCAL {name} TO DEFAULT"
                 for name, value in (("lock_timeout", self.lock_timeout),
                                     ("statement_timeout", self.statement_timeout))
