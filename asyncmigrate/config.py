@@ -21,10 +21,18 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised on 3.10 only
     import tomli as tomllib
 
-__all__ = ["DEFAULT_LOCK_TIMEOUT", "URL_ENVIRONMENT_VARIABLE", "Config"]
+__all__ = ["DEFAULT_LOCK_TIMEOUT", "URL_ENVIRONMENT_VARIABLE", "Config", "missing_url_error"]
 
 #: When set, this environment variable overrides the configured ``sqlalchemy.url``.
 URL_ENVIRONMENT_VARIABLE = "ASYNCMIGRATE_DATABASE_URL"
+
+
+def missing_url_error(pass_it: str) -> ConfigError:
+    """The error for a command that needs a database and was given no URL (``pass_it``: the last way out)."""
+    return ConfigError(
+        f"No database URL: set sqlalchemy.url in the config, the {URL_ENVIRONMENT_VARIABLE} "
+        f"environment variable, or {pass_it}"
+    )
 
 #: Seconds to wait for another process's migration before giving up (``lock_timeout``).
 DEFAULT_LOCK_TIMEOUT = 300.0

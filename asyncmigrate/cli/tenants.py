@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import anyio
 import click
 
-from ..config import Config
+from ..config import Config, missing_url_error
 from ..exceptions import ConfigError
 from ..signals import StopSignals, signal_name
 
@@ -192,10 +192,7 @@ def _the_database(config: Config) -> Tenant:
 
     url = config.database_url
     if not url:
-        raise ConfigError(
-            "No database URL: set sqlalchemy.url in the config, the ASYNCMIGRATE_DATABASE_URL "
-            "environment variable, or pass --url"
-        )
+        raise missing_url_error("pass --url")
     async_url = to_async_url(url)
     name = (async_url.database or "").rsplit("/", 1)[-1] or "database"
     return Tenant(name, async_url.render_as_string(hide_password=False))

@@ -14,7 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from sqlalchemy.sql.expression import Executable
 
 from .._greenlet import await_in_loop, in_loop_greenlet
-from ..exceptions import CommandError, ConfigError, ConnectionFailedError
+from ..config import missing_url_error
+from ..exceptions import CommandError, ConnectionFailedError
 from ..urls import mask_password
 from .connecting import EarlyConnection, answer_first_connect
 from .local import bind_environment
@@ -335,10 +336,7 @@ class EnvironmentContext:
             return
         url = self.url
         if not url:
-            raise ConfigError(
-                "No database URL: set sqlalchemy.url in the config, the "
-                "ASYNCMIGRATE_DATABASE_URL environment variable, or pass one to the command"
-            )
+            raise missing_url_error("pass one to the command")
         engine_kwargs.setdefault("poolclass", pool.NullPool)
         owned = create_async_engine(url, **engine_kwargs)
         if self._early is not None:
