@@ -51,6 +51,7 @@ from sqlalchemy.types import TypeDecorator, TypeEngine
 
 from ..revision.plan import MigrationStep, RevisionStep
 from ..script.checksum import file_checksum
+from ..script.directory import Script
 from .drivers import Driver, Statement
 from .sharing import Memo
 from .version_table import quote_literal
@@ -74,10 +75,12 @@ Kind = Literal["migration", "stamp", "baseline", "repair"]
 Outcome = Literal["applied", "failed", "rolled_back"]
 
 _TABLES: Memo[Table] = Memo()
+_CREATE_SQL: Memo[str] = Memo()
 _COLUMNS = (
     "revision", "direction", "kind", "checksum", "applied_at", "duration",
     "applied_by", "host", "pid", "tool_version", "outcome",
 )
+_COLUMN_LIST = ", ".join(_COLUMNS)
 
 
 class _Timestamp(TypeDecorator[dt.datetime]):
@@ -190,9 +193,26 @@ class HistoryTable:
         name = preparer.quote(self.name)
         return f"{preparer.quote_schema(self.schema)}.{name}" if self.schema else name
 
-    def create(self, connection: Connection) -> None:
-        """Create the table unless it exists (in the connection's transaction, if any)."""
-        connection.execute(CreateTable(self.table, if_not_exists=True))
+    def create_sql(self, dialect: Dialect) -> str:
+        """``CREATE TABLE IF NOT EXISTS`` for ``dialect``, compiled once per name, schema and dialect.
+
+        The table's description is asyncmigrate's own, fixed in this module:
+        the statement depends on nothing else.
+        """
+        key = (type(dialect), dialect.server_version_info, self.name, self.schema)
+        return _CREATE_SQL.get(
+            key, lambda: str(CreateTable(self.table, if_not_exists=True).compile(dialect=dialect)).strip()
+        )
+
+    def create(self, connection: Connection, driver: Driver | None = None) -> None:
+        """Create the table unless it exists (in the connection's transaction, if any).
+
+        :param driver: send the statement through the driver's short path where it has one.
+        """
+        if driver is not None and driver.raw_statements:
+            driver.run(Statement(self.create_sql(connection.dialect)))
+        else:
+            connection.execute(CreateTable(self.table, if_not_exists=True))
 
     def exists(self, connection: Connection) -> bool:
         """Whether the table exists (one catalog query)."""
@@ -214,16 +234,24 @@ class HistoryTable:
             return found is not None
         return bool(inspect(connection).has_table(self.name, self.schema))
 
-    def statement(self, row: HistoryRow, preparer: Any) -> Statement:
-        """``INSERT`` of ``row`` as ready SQL (values inlined, quoted whatever the server settings)."""
-        values = ", ".join(self._literal(getattr(row, name)) for name in _COLUMNS)
-        return Statement(
-            f"INSERT INTO {self.qualified_name(preparer)} ({', '.join(_COLUMNS)}) VALUES ({values})"
+    def statement(self, rows: Sequence[HistoryRow], preparer: Any) -> Statement:
+        """One ``INSERT`` of ``rows`` as ready SQL (values inlined, quoted whatever the server settings).
+
+        The rows go in the order given, so their ``id`` follows it.
+        """
+        values = ", ".join(
+            "(" + ", ".join(self._literal(getattr(row, name)) for name in _COLUMNS) + ")" for row in rows
         )
+        return Statement(f"INSERT INTO {self.qualified_name(preparer)} ({_COLUMN_LIST}) VALUES {values}")
 
     def construct(self, row: HistoryRow) -> Executable:
         """``INSERT`` of ``row`` as a SQLAlchemy statement (bound values)."""
-        return self.table.insert().values({name: getattr(row, name) for name in _COLUMNS})
+        return self.table.insert().values(self.values(row))
+
+    @staticmethod
+    def values(row: HistoryRow) -> dict[str, Any]:
+        """``row``'s column values, by column name (the ``id`` left to the database)."""
+        return {name: getattr(row, name) for name in _COLUMNS}
 
     def _literal(self, value: Any) -> str:
         if value is None:
@@ -262,13 +290,14 @@ def new_row(
     duration: float | None,
     outcome: Outcome,
     applied_by: str | None,
+    host: str | None = None,
 ) -> HistoryRow:
-    """A row written now by this process."""
+    """A row written now by this process (on ``host``, else the host name asked now)."""
     return HistoryRow(
         revision=revision, direction=direction, kind=kind, checksum=checksum,
         applied_at=dt.datetime.now(dt.timezone.utc).replace(tzinfo=None),
         duration=round(duration, 6) if duration is not None else None,
-        applied_by=applied_by, host=socket.gethostname(), pid=os.getpid(),
+        applied_by=applied_by, host=host or socket.gethostname(), pid=os.getpid(),
         tool_version=_tool_version(), outcome=outcome,
     )
 
@@ -286,8 +315,13 @@ def database_user(connection: Connection) -> str | None:
         return None
 
 
-def revision_checksum(script: ScriptDirectory | None, revision: Any) -> str | None:
-    """The checksum of a revision's file (a script object, or an id looked up in ``script``)."""
+def revision_checksum(script: ScriptDirectory | None, revision: Any, *, ran: bool = False) -> str | None:
+    """The checksum of a revision's file (a script object, or an id looked up in ``script``).
+
+    :param ran: the checksum of the file as the run read it (kept per script
+        object, see :meth:`Script.run_checksum`), for a history row; else the
+        file as it is now (``validate``).
+    """
     if isinstance(revision, str):
         if script is None or revision not in script.graph:  # exact ids only, no prefixes
             return None
@@ -296,6 +330,8 @@ def revision_checksum(script: ScriptDirectory | None, revision: Any) -> str | No
     if not path:
         return None
     try:
+        if ran and isinstance(revision, Script):
+            return revision.run_checksum()
         return file_checksum(path)
     except OSError as exc:
         log.debug("Could not read %s for its checksum: %s", path, exc)
@@ -319,6 +355,7 @@ class HistoryRecorder:
         self.table = HistoryTable(context.dialect.name, name, context.version.schema)
         self._preparer = context.dialect.identifier_preparer
         self._user = database_user(self.connection)
+        self._host = socket.gethostname()  # asked once per run: each row is the run's
         self._ensured = False
         self._uncommitted: list[HistoryRow] = []
         self._at_commit: list[HistoryRow] = []
@@ -341,14 +378,14 @@ class HistoryRecorder:
             return
         self._ensured = True
         if not heads:  # nothing to baseline: no need to know whether it exists
-            self.table.create(self.connection)
+            self.table.create(self.connection, self.driver)
             return
         if self.table.exists(self.connection):
             return
-        self.table.create(self.connection)
+        self.table.create(self.connection, self.driver)
         for head in heads:
             row = new_row(head, "upgrade", "baseline", revision_checksum(self.script, head),
-                          duration=None, outcome="applied", applied_by=self._user)
+                          duration=None, outcome="applied", applied_by=self._user, host=self._host)
             self._send(row)
 
     # -- a step's row ---------------------------------------------------------------------------
@@ -356,14 +393,14 @@ class HistoryRecorder:
     def row_for(self, step: MigrationStep, record: StepRecord, outcome: Outcome) -> HistoryRow:
         """The row recording ``step`` (run as ``record``) with ``outcome``."""
         if isinstance(step, RevisionStep):
-            checksum = revision_checksum(self.script, step.revision)
+            checksum = revision_checksum(self.script, step.revision, ran=True)
             kind: Kind = "migration"
         else:
-            checksum = revision_checksum(self.script, record.revision) if record.revision else None
+            checksum = revision_checksum(self.script, record.revision, ran=True) if record.revision else None
             kind = "stamp"
         return new_row(record.revision, record.direction, kind, checksum,
                        duration=time.perf_counter() - record.started, outcome=outcome,
-                       applied_by=self._user)
+                       applied_by=self._user, host=self._host)
 
     def finished(self, step: MigrationStep, record: StepRecord, at_commit: bool) -> None:
         """The step ran: write its row now, or keep it for the commit's round trip."""
@@ -381,21 +418,21 @@ class HistoryRecorder:
     def _send(self, row: HistoryRow) -> None:
         driver = self.driver
         if driver is not None and driver.raw_statements:
-            driver.run(self.table.statement(row, self._preparer))
+            driver.run(self.table.statement([row], self._preparer))
         else:
             self.connection.execute(self.table.construct(row))
 
     # -- the transaction's end ------------------------------------------------------------------
 
     def at_commit_statements(self) -> list[Statement]:
-        """The rows kept for the commit, as statements to fold into it (the driver's short path)."""
-        return [self.table.statement(row, self._preparer) for row in self._at_commit]
+        """The rows kept for the commit, as one statement to fold into it (the driver's short path)."""
+        return [self.table.statement(self._at_commit, self._preparer)] if self._at_commit else []
 
     def send_at_commit(self) -> None:
         """Send the rows kept for the commit now, through SQLAlchemy (the plain path)."""
         rows, self._at_commit = self._at_commit, []
-        for row in rows:
-            self.connection.execute(self.table.construct(row))
+        if rows:
+            self.connection.execute(self.table.table.insert(), [self.table.values(row) for row in rows])
 
     def committed(self) -> None:
         """The transaction committed: its rows are in the table."""

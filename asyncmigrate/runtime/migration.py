@@ -30,7 +30,7 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import AbstractContextManager, ExitStack, contextmanager, nullcontext
+from contextlib import AbstractContextManager, ExitStack, contextmanager, nullcontext, suppress
 from typing import TYPE_CHECKING, Any, TextIO
 
 from sqlalchemy import event
@@ -902,15 +902,22 @@ class MigrationContext:
         """Import the revision files a plan needs in a worker thread, off the event loop."""
         from ..script import Script
 
-        pending = [
-            s.revision
-            for s in steps
-            if isinstance(s, RevisionStep)
-            and isinstance(s.revision, Script)
-            and not s.revision.is_loaded
+        scripts = [
+            s.revision for s in steps if isinstance(s, RevisionStep) and isinstance(s.revision, Script)
         ]
-        if pending:
-            to_thread(lambda: [script.module for script in pending])
+        pending = [script for script in scripts if not script.is_loaded]
+        # The history rows' checksums: the files as they are now, before any step runs.
+        unread = [s for s in scripts if not s.checksum_read] if self.history is not None else []
+
+        def load() -> None:
+            for script in pending:
+                script.module  # noqa: B018 - imports it
+            for script in unread:
+                with suppress(OSError):  # the row then has no checksum (logged as it is written)
+                    script.run_checksum()
+
+        if pending or unread:
+            to_thread(load)
 
     def _run_steps(self, steps: Sequence[MigrationStep], portals: _PortalSweeper | None,
                    kw: dict[str, Any]) -> None:

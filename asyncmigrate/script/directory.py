@@ -17,6 +17,7 @@ from ..exceptions import CommandError, ConfigError, RevisionError, RevisionFileE
 from ..revision import Revision, RevisionGraph
 from ..revision.graph import RevisionIdentifiers
 from ..revision.revision import as_scalar, as_tuple
+from .checksum import file_checksum
 from .headers import RevisionHeader, read_header
 from .loader import load_python_file
 from .write_hooks import PostWriteHook, run_post_write_hooks
@@ -87,7 +88,7 @@ class Script(Revision):
     :attr:`module` imports it on first use, once per process.
     """
 
-    __slots__ = ("_lock", "_module", "longdoc", "path")
+    __slots__ = ("_checksum", "_lock", "_module", "longdoc", "path")
 
     def __init__(
         self,
@@ -106,6 +107,7 @@ class Script(Revision):
         self.longdoc: str = doc
         self._module = module
         self._lock = threading.Lock()
+        self._checksum: str | None = None
 
     @classmethod
     def from_header(cls, header: RevisionHeader, path: str | Path) -> Script:
@@ -179,6 +181,25 @@ class Script(Revision):
                             raise RevisionFileError(self.path, f"has no {fn}() function")
                     self._module = module
         return self._module
+
+    def run_checksum(self) -> str:
+        """The checksum of the file this script runs (:func:`~.checksum.file_checksum`), read once.
+
+        Read the first time it is asked and kept, like :attr:`module` (a run
+        asks before its first step, as it imports the files): a process runs
+        the code it imported, whatever the file says later, so this is what a
+        history row records. ``validate`` reads the files afresh instead.
+
+        :raises OSError: when the file cannot be read.
+        """
+        if self._checksum is None:
+            self._checksum = file_checksum(self.path)
+        return self._checksum
+
+    @property
+    def checksum_read(self) -> bool:
+        """True once :meth:`run_checksum` has read the file."""
+        return self._checksum is not None
 
     @property
     def is_loaded(self) -> bool:

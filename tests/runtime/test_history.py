@@ -185,3 +185,30 @@ async def test_interleaving_with_alembic(tmp_path: Path, any_db: URL) -> None:
         names = set(await conn.run_sync(lambda c: inspect(c).get_table_names()))
     await engine.dispose()
     assert names == {"alembic_version", "asyncmigrate_history"}
+
+
+async def test_row_checksum_is_the_code_that_ran(tmp_path: Path, sqlite_or_pg_db: URL) -> None:
+    """A revision that rewrites files while the run goes on: each row names the file as it was imported.
+
+    b2's upgrade() edits c3's file (already imported for the run) and its own:
+    the rows still carry the checksums of the code that ran, and ``validate``
+    then reports both files changed since.
+    """
+    rewrite = (
+        "import pathlib\n"
+        "for f in pathlib.Path(__file__).parent.glob('*.py'):\n"
+        "    if f.name.startswith(('b2_', 'c3_')):\n"
+        "        f.write_text(f.read_text() + '\\n# edited while running\\n')\n"
+        "op.execute('CREATE TABLE t2 (id INTEGER PRIMARY KEY)')"
+    )
+    revs = [REVS[0], Rev("b2", "a1", rewrite), REVS[2]]
+    config = make_project(tmp_path, revs, url=sqlite_or_pg_db, ini_extra=HISTORY)
+    files = {p.name.split("_")[0]: p for p in versions_dir(tmp_path).glob("*.py")}
+    before = {rev: file_checksum(path) for rev, path in files.items()}
+
+    await command.upgrade(config, "head")
+
+    rows = await history_rows(sqlite_or_pg_db)
+    assert [(r["revision"], r["checksum"]) for r in rows] == [(rev, before[rev]) for rev in ("a1", "b2", "c3")]
+    report = await command.validate(config)
+    assert sorted((d.kind, d.revision) for d in report.drift) == [("changed", "b2"), ("changed", "c3")]
