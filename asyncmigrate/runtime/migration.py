@@ -562,9 +562,13 @@ class MigrationContext:
         self._limits_on = None
         if not statements or self.connection is None or self.connection.invalidated:
             return
+        driver = self.driver
+        # Outside a transaction the driver sends each as it is: one round trip, no BEGIN/COMMIT.
+        direct = driver is not None and driver.raw_statements and not self.connection.in_transaction()
         try:
             for statement in statements:
-                self.connection.exec_driver_sql(statement)
+                if not (direct and driver is not None and driver.simple_status(statement) is not None):
+                    self.connection.exec_driver_sql(statement)
             if self.connection.in_transaction() and not self._in_external_transaction:
                 self.connection.commit()
         except Exception as exc:  # the session must not be reused with another tenant's schema
