@@ -146,8 +146,8 @@ class Script(Revision):
         )
 
     def copy(self) -> Script:
-        """Return an unlinked copy (same file, same imported module) for another graph."""
-        return Script(
+        """Return an unlinked copy (same file, same imported module and its checksum) for another graph."""
+        copy = Script(
             self.revision,
             self.down_revision,
             path=self.path,
@@ -156,6 +156,8 @@ class Script(Revision):
             doc=self.longdoc,
             module=self._module,
         )
+        copy._checksum = self._checksum
+        return copy
 
     @property
     def doc(self) -> str:
