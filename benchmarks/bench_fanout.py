@@ -292,8 +292,10 @@ def scenario(kind: str, count: int, concurrencies: list[int], rounds: int, proxy
         check(("127.0.0.1", 6543), ("127.0.0.1", 5432))
     try:
         results: dict[str, list[float]] = {}
-        for _ in range(rounds):
+        for round_ in range(rounds):
             ours = ("ours", "ours+history") if with_history else ("ours",)
+            if round_ % 2:  # history off and on take turns going first
+                ours = ours[::-1]
             if with_cli:
                 ours = (*ours, *CLI_PROJECTS)
             kinds = (*ours, "bare") if kind != "sqlite" else ours
@@ -324,8 +326,9 @@ def scenario(kind: str, count: int, concurrencies: list[int], rounds: int, proxy
                     if f"bare c={conc}" in results:
                         line += f", it/bare = {mine / statistics.median(results[f'bare c={conc}']):.2f}x"
             if f"ours+history c={conc}" in results:
-                on = statistics.median(results[f"ours+history c={conc}"])
-                line += f", history on/off = {on / ours:.3f}x"
+                on, off = results[f"ours+history c={conc}"], results[f"ours c={conc}"]
+                paired = statistics.median(a / b for a, b in zip(on, off, strict=True))
+                line += f", history on/off = {paired:.3f}x (median of per-round ratios)"
             print(line)
     finally:
         if proxy_proc is not None:

@@ -52,7 +52,7 @@ from sqlalchemy.types import TypeDecorator, TypeEngine
 from ..revision.plan import MigrationStep, RevisionStep
 from ..script.checksum import file_checksum
 from ..script.directory import Script
-from .drivers import Driver, Statement
+from .drivers import Driver, Statement, translated_schema
 from .sharing import Memo
 from .version_table import quote_literal
 
@@ -217,22 +217,23 @@ class HistoryTable:
     def exists(self, connection: Connection) -> bool:
         """Whether the table exists (one catalog query)."""
         dialect = connection.dialect.name
+        schema = translated_schema(connection, self.schema)
         if dialect == "postgresql":
             found = connection.execute(
                 text("SELECT c.oid FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n "
                      "ON n.oid = c.relnamespace WHERE c.relname = :name AND c.relkind IN ('r', 'p') "
                      "AND n.nspname = coalesce(CAST(:schema AS text), current_schema())"),
-                {"name": self.name, "schema": self.schema},
+                {"name": self.name, "schema": schema},
             ).first()
             return found is not None
         if dialect == "sqlite":
-            master = f"{connection.dialect.identifier_preparer.quote(self.schema)}.sqlite_master" if (
-                self.schema) else "sqlite_master"
+            master = f"{connection.dialect.identifier_preparer.quote(schema)}.sqlite_master" if (
+                schema) else "sqlite_master"
             found = connection.execute(
                 text(f"SELECT 1 FROM {master} WHERE type = 'table' AND name = :name"), {"name": self.name}
             ).first()
             return found is not None
-        return bool(inspect(connection).has_table(self.name, self.schema))
+        return bool(inspect(connection).has_table(self.name, schema))
 
     def statement(self, rows: Sequence[HistoryRow], preparer: Any) -> Statement:
         """One ``INSERT`` of ``rows`` as ready SQL (values inlined, quoted whatever the server settings).

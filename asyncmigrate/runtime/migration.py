@@ -45,7 +45,7 @@ from ..events import StepEvent
 from ..exceptions import CommandError, ConfigError, MigrationError, VersionTableError
 from ..masking import get_logger
 from ..revision.plan import MigrationStep, RevisionStep, VersionChange
-from .drivers import Driver, Statement, driver_for
+from .drivers import Driver, Statement, driver_for, translated_schema
 from .history import HistoryRecorder
 from .local import bind_operations
 from .locking import DEFAULT_LOCK_TIMEOUT, LockHold, lock_for
@@ -652,7 +652,9 @@ class MigrationContext:
         early = env._early if env is not None else None
         if early is None or self.connection is None or self.tenant_schema is not None:
             return None
-        found, xml = early.take_version_read(self.connection, self.version.name, self.version.schema)
+        found, xml = early.take_version_read(
+            self.connection, self.version.name, translated_schema(self.connection, self.version.schema)
+        )
         if not found:
             return None
         self.version.exists = xml is not None
@@ -719,7 +721,8 @@ class MigrationContext:
             # End the read that found work to do, so the next read sees other
             # migrators' commits (MySQL's repeatable-read snapshot would not).
             self.connection.commit()
-        lock = lock_for(self.connection, self.version.name, self.version.schema)
+        schema = translated_schema(self.connection, self.version.schema)
+        lock = lock_for(self.connection, self.version.name, schema)
         started = time.perf_counter()
         stack = ExitStack()
         self._lock_hold = stack.enter_context(

@@ -27,7 +27,7 @@ from sqlalchemy.schema import CreateTable, Table
 from sqlalchemy.sql.expression import Executable
 
 from ..exceptions import VersionTableError
-from .drivers import Driver, Statement
+from .drivers import Driver, Statement, translated_schema
 from .sharing import Memo
 
 if TYPE_CHECKING:
@@ -157,7 +157,7 @@ class VersionTable:
         name = self.dialect_name
         if name == "postgresql":
             rows = self._read_postgresql(connection, driver, own_transaction)
-        elif name == "sqlite" and driver is not None and hasattr(driver, "fetch"):
+        elif name == "sqlite" and driver is not None and driver.raw_statements and hasattr(driver, "fetch"):
             rows = self._read_sqlite(driver)
         elif not own_transaction or connection.in_transaction():
             if not self._has_table(connection):
@@ -177,7 +177,7 @@ class VersionTable:
         return rows or ()
 
     def _has_table(self, connection: Connection) -> bool:
-        return bool(inspect(connection).has_table(self.name, self.schema))
+        return bool(inspect(connection).has_table(self.name, translated_schema(connection, self.schema)))
 
     def _select(self, connection: Connection) -> tuple[str, ...]:
         return tuple(row[0] for row in connection.execute(select(self.table.c.version_num)))
@@ -197,7 +197,7 @@ class VersionTable:
         self, connection: Connection, driver: Driver | None, own_transaction: bool
     ) -> tuple[str, ...] | None:
         """Read in one statement that cannot fail on a missing table; None: there is no table."""
-        args = (self.name, self.schema)
+        args = (self.name, translated_schema(connection, self.schema))
         done, row = False, None
         if own_transaction and driver is not None:
             done, row = driver.read_outside_transaction(PG_VERSION_READ, *args)

@@ -133,8 +133,39 @@ class Driver:
         """
 
 
+def translated_schema(connection: Connection | None, schema: str | None) -> str | None:
+    """The schema ``schema`` stands for on ``connection``: its ``schema_translate_map`` applied.
+
+    SQLAlchemy applies the map to the statements it executes; SQL that
+    carries a schema name as text or as a value (catalog queries, lock keys)
+    must be given the translated name.
+    """
+    if connection is None:
+        return schema
+    mapping = connection.get_execution_options().get("schema_translate_map")
+    if mapping and schema in mapping:
+        translated: str | None = mapping[schema]
+        return translated
+    return schema
+
+
 def driver_for(connection: Connection | None) -> Driver | None:
-    """Return the adapter for ``connection``'s driver (the plain path when none applies)."""
+    """Return the adapter for ``connection``'s driver (the plain path when none applies).
+
+    A connection with a ``schema_translate_map`` gets its driver's adapter
+    without the short path for statements (:attr:`Driver.raw_statements`
+    off): SQL asyncmigrate renders itself would name the schemas untranslated,
+    so every statement goes through SQLAlchemy, which applies the map.
+    """
+    driver = _adapter_for(connection)
+    if driver is not None and connection is not None and driver.raw_statements and (
+        connection.get_execution_options().get("schema_translate_map")
+    ):
+        driver.raw_statements = False
+    return driver
+
+
+def _adapter_for(connection: Connection | None) -> Driver | None:
     if connection is None:
         return None
     dialect = connection.dialect
