@@ -230,9 +230,24 @@ def _inline_literal(element: InlineLiteral, compiler: SQLCompiler, **kw: Any) ->
 # -- helpers shared by the dialect compilers ------------------------------------------
 
 
+class _InSchema:
+    """A name in ``schema``, as the preparer's schema translation looks at tables."""
+
+    _use_schema_map = True
+
+    def __init__(self, schema: str | None) -> None:
+        self.schema = schema
+
+
 def format_table_name(compiler: DDLCompiler, name: str, schema: str | None) -> str:
-    """Quote ``schema.name`` (or ``name``) for ``compiler``'s dialect."""
+    """Quote ``schema.name`` (or ``name``) for ``compiler``'s dialect.
+
+    The schema goes through the connection's ``schema_translate_map``, as
+    SQLAlchemy's own ``CREATE TABLE`` does: compiled for a connection that
+    has one, it is a placeholder the execution replaces.
+    """
     preparer = compiler.preparer
+    schema = preparer.schema_for_object(_InSchema(schema))
     if schema:
         return f"{preparer.quote_schema(schema)}.{preparer.quote(name)}"
     return preparer.quote(name)

@@ -129,3 +129,52 @@ async def test_history_table_follows_the_map(tmp_path: Path) -> None:
                 "SELECT revision, kind FROM real_s.asyncmigrate_history ORDER BY id")).all()
         engine.dispose()
         assert [tuple(r) for r in rows] == [("a1", "migration"), ("b2", "migration")]
+
+
+ALTERS = [
+    *REVS,
+    Rev(
+        "c3", "b2",
+        "op.add_column('t', sa.Column('extra', sa.Integer), schema='tenant')\n"
+        "op.alter_column('t', 'name', nullable=False, schema='tenant')\n"
+        "op.create_unique_constraint('uq_t_extra', 't', ['extra'], schema='tenant')\n"
+        "op.rename_table('u', 'u2', schema='tenant')",
+        "op.rename_table('u2', 'u', schema='tenant')\n"
+        "op.drop_constraint('uq_t_extra', 't', schema='tenant')\n"
+        "op.alter_column('t', 'name', nullable=True, schema='tenant')\n"
+        "op.drop_column('t', 'extra', schema='tenant')",
+    ),
+]
+
+
+async def test_alter_operations_follow_the_map_too(tmp_path: Path) -> None:
+    """Beyond Alembic: its ALTER-style operations ignore the map (``ALTER TABLE tenant.t``)."""
+    with twin_databases("postgresql", tmp_path) as (_, ours):
+        engine = create_engine(ours, poolclass=NullPool, isolation_level="AUTOCOMMIT")
+        with engine.connect() as conn:
+            conn.execute(text("CREATE SCHEMA real_s"))
+        engine.dispose()
+        versions = tmp_path / "versions"
+        write_revisions(versions, ALTERS)
+        ini = alembic_project(tmp_path / "project", versions, ours)
+        translating(tmp_path / "project" / "migrations" / "env.py", history=False)
+
+        assert await run_ours(Config(str(ini)), "upgrade", "head", ours) is None
+        state = placed(ours)
+        assert state["tables"] == ["real_s.alembic_version", "real_s.t", "real_s.u2"]
+        assert "t.extra" in state["columns"] and state["versions"] == ["c3"]
+        engine = create_engine(ours, poolclass=NullPool)
+        with engine.connect() as conn:
+            nullable = conn.execute(text(
+                "SELECT is_nullable FROM information_schema.columns "
+                "WHERE table_schema = 'real_s' AND table_name = 't' AND column_name = 'name'")).scalar()
+            unique = conn.execute(text(
+                "SELECT count(*) FROM pg_constraint WHERE conname = 'uq_t_extra' "
+                "AND connamespace = 'real_s'::regnamespace")).scalar()
+        engine.dispose()
+        assert (nullable, unique) == ("NO", 1)
+
+        assert await run_ours(Config(str(ini)), "downgrade", "b2", ours) is None
+        state = placed(ours)
+        assert state["tables"] == ["real_s.alembic_version", "real_s.t", "real_s.u"]
+        assert "t.extra" not in state["columns"] and state["versions"] == ["b2"]
