@@ -12,6 +12,7 @@ sends itself must honour it just the same, and so must what it reads back
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -48,7 +49,8 @@ def translating(env_py: Path, history: bool) -> None:
     source = env_py.read_text()
     extra = "history_table='asyncmigrate_history'" if history else ""
     source = source.replace(
-        "        context.configure(\n            connection=connection, target_metadata=target_metadata\n        )",
+        "        context.configure(\n"
+        "            connection=connection, target_metadata=target_metadata\n        )",
         "        connection = connection.execution_options(schema_translate_map={'tenant': 'real_s'})\n"
         "        context.configure(\n            connection=connection, target_metadata=target_metadata,\n"
         f"            version_table_schema='tenant', {extra}\n"
@@ -58,43 +60,53 @@ def translating(env_py: Path, history: bool) -> None:
     env_py.write_text(source)
 
 
-def placed(url: str) -> dict[str, object]:
-    """Where the tables and the index are, and the version rows of each schema."""
-    engine = create_engine(url, poolclass=NullPool)
+def run_sql(url: str, statement: str) -> list[Any]:
+    """Run one statement on ``url`` (committed) and return its rows."""
+    engine = create_engine(url, poolclass=NullPool, isolation_level="AUTOCOMMIT")
     try:
         with engine.connect() as conn:
-            tables = sorted(conn.execute(text(
-                "SELECT schemaname || '.' || tablename FROM pg_tables "
-                "WHERE schemaname IN ('public', 'tenant', 'real_s')")).scalars())
-            indexes = sorted(conn.execute(text(
-                "SELECT schemaname || '.' || indexname FROM pg_indexes WHERE indexname = 'ix_t_name'")).scalars())
-            columns = sorted(conn.execute(text(
-                "SELECT table_name || '.' || column_name FROM information_schema.columns "
-                "WHERE table_schema = 'real_s' AND table_name IN ('t', 'u')")).scalars())
-            keys = sorted(conn.execute(text(
-                "SELECT conrelid::regclass::text || ' -> ' || confrelid::regclass::text FROM pg_constraint "
-                "WHERE contype = 'f'")).scalars())
-            versions = sorted(conn.execute(text("SELECT version_num FROM real_s.alembic_version")).scalars())
+            result = conn.execute(text(statement))
+            return [tuple(row) for row in result] if result.returns_rows else []
     finally:
         engine.dispose()
-    return {"tables": tables, "indexes": indexes, "columns": columns, "keys": keys, "versions": versions}
+
+
+def translated_project(root: Path, url: str, revisions: list[Rev], history: bool = False) -> Path:
+    """An Alembic ``generic`` project on ``url`` whose env.py maps ``tenant`` to ``real_s``; its ini."""
+    run_sql(url, "CREATE SCHEMA IF NOT EXISTS real_s")
+    versions = root / "versions"
+    if not versions.exists():
+        write_revisions(versions, revisions)
+    ini = alembic_project(root / f"project_{len(list(root.glob('project_*')))}", versions, url)
+    translating(ini.parent / "migrations" / "env.py", history=history)
+    return ini
+
+
+def placed(url: str) -> dict[str, object]:
+    """Where the tables, the index and the foreign key are, the columns, and the version rows."""
+
+    def names(statement: str) -> list[Any]:
+        return sorted(row[0] for row in run_sql(url, statement))
+
+    return {
+        "tables": names("SELECT schemaname || '.' || tablename FROM pg_tables "
+                        "WHERE schemaname IN ('public', 'tenant', 'real_s')"),
+        "indexes": names("SELECT schemaname || '.' || indexname FROM pg_indexes "
+                         "WHERE indexname = 'ix_t_name'"),
+        "columns": names("SELECT table_name || '.' || column_name FROM information_schema.columns "
+                         "WHERE table_schema = 'real_s' AND table_name IN ('t', 'u')"),
+        "keys": names("SELECT conrelid::regclass::text || ' -> ' || confrelid::regclass::text "
+                      "FROM pg_constraint WHERE contype = 'f'"),
+        "versions": names("SELECT version_num FROM real_s.alembic_version"),
+    }
 
 
 @pytest.mark.parametrize("target", ["head", "a1"])
 async def test_schema_translate_map_matches_alembic(tmp_path: Path, target: str) -> None:
     with twin_databases("postgresql", tmp_path) as (theirs, ours):
-        for url in (theirs, ours):
-            engine = create_engine(url, poolclass=NullPool, isolation_level="AUTOCOMMIT")
-            with engine.connect() as conn:
-                conn.execute(text("CREATE SCHEMA real_s"))
-            engine.dispose()
-        versions = tmp_path / "versions"
-        write_revisions(versions, REVS)
         # The same files on both sides; only the URL in each alembic.ini differs.
-        ini = alembic_project(tmp_path / "alembic_side", versions, theirs)
-        our_ini = alembic_project(tmp_path / "our_side", versions, ours)
-        for side in (ini, our_ini):
-            translating(side.parent / "migrations" / "env.py", history=False)
+        ini = translated_project(tmp_path, theirs, REVS)
+        our_ini = translated_project(tmp_path, ours, REVS)
 
         assert run_alembic(ini, "upgrade", target) is None
         assert await run_ours(Config(str(our_ini)), "upgrade", target, ours) is None
@@ -112,23 +124,11 @@ async def test_schema_translate_map_matches_alembic(tmp_path: Path, target: str)
 
 async def test_history_table_follows_the_map(tmp_path: Path) -> None:
     with twin_databases("postgresql", tmp_path) as (_, ours):
-        engine = create_engine(ours, poolclass=NullPool, isolation_level="AUTOCOMMIT")
-        with engine.connect() as conn:
-            conn.execute(text("CREATE SCHEMA real_s"))
-        engine.dispose()
-        versions = tmp_path / "versions"
-        write_revisions(versions, REVS)
-        ini = alembic_project(tmp_path / "project", versions, ours)
-        translating(tmp_path / "project" / "migrations" / "env.py", history=True)
-
-        assert await run_ours(Config(str(ini)), "upgrade", "a1", ours) is None
-        assert await run_ours(Config(str(ini)), "upgrade", "head", ours) is None
-        engine = create_engine(ours, poolclass=NullPool)
-        with engine.connect() as conn:
-            rows = conn.execute(text(
-                "SELECT revision, kind FROM real_s.asyncmigrate_history ORDER BY id")).all()
-        engine.dispose()
-        assert [tuple(r) for r in rows] == [("a1", "migration"), ("b2", "migration")]
+        config = Config(str(translated_project(tmp_path, ours, REVS, history=True)))
+        assert await run_ours(config, "upgrade", "a1", ours) is None
+        assert await run_ours(config, "upgrade", "head", ours) is None
+        rows = run_sql(ours, "SELECT revision, kind FROM real_s.asyncmigrate_history ORDER BY id")
+        assert rows == [("a1", "migration"), ("b2", "migration")]
 
 
 ALTERS = [
@@ -150,31 +150,20 @@ ALTERS = [
 async def test_alter_operations_follow_the_map_too(tmp_path: Path) -> None:
     """Beyond Alembic: its ALTER-style operations ignore the map (``ALTER TABLE tenant.t``)."""
     with twin_databases("postgresql", tmp_path) as (_, ours):
-        engine = create_engine(ours, poolclass=NullPool, isolation_level="AUTOCOMMIT")
-        with engine.connect() as conn:
-            conn.execute(text("CREATE SCHEMA real_s"))
-        engine.dispose()
-        versions = tmp_path / "versions"
-        write_revisions(versions, ALTERS)
-        ini = alembic_project(tmp_path / "project", versions, ours)
-        translating(tmp_path / "project" / "migrations" / "env.py", history=False)
+        config = Config(str(translated_project(tmp_path, ours, ALTERS)))
 
-        assert await run_ours(Config(str(ini)), "upgrade", "head", ours) is None
+        assert await run_ours(config, "upgrade", "head", ours) is None
         state = placed(ours)
         assert state["tables"] == ["real_s.alembic_version", "real_s.t", "real_s.u2"]
-        assert "t.extra" in state["columns"] and state["versions"] == ["c3"]
-        engine = create_engine(ours, poolclass=NullPool)
-        with engine.connect() as conn:
-            nullable = conn.execute(text(
-                "SELECT is_nullable FROM information_schema.columns "
-                "WHERE table_schema = 'real_s' AND table_name = 't' AND column_name = 'name'")).scalar()
-            unique = conn.execute(text(
-                "SELECT count(*) FROM pg_constraint WHERE conname = 'uq_t_extra' "
-                "AND connamespace = 'real_s'::regnamespace")).scalar()
-        engine.dispose()
-        assert (nullable, unique) == ("NO", 1)
+        assert "t.extra" in state["columns"]
+        assert state["versions"] == ["c3"]
+        assert run_sql(ours, "SELECT is_nullable FROM information_schema.columns WHERE table_schema = "
+                             "'real_s' AND table_name = 't' AND column_name = 'name'") == [("NO",)]
+        assert run_sql(ours, "SELECT count(*) FROM pg_constraint WHERE conname = 'uq_t_extra' "
+                             "AND connamespace = 'real_s'::regnamespace") == [(1,)]
 
-        assert await run_ours(Config(str(ini)), "downgrade", "b2", ours) is None
+        assert await run_ours(config, "downgrade", "b2", ours) is None
         state = placed(ours)
         assert state["tables"] == ["real_s.alembic_version", "real_s.t", "real_s.u"]
-        assert "t.extra" not in state["columns"] and state["versions"] == ["b2"]
+        assert "t.extra" not in state["columns"]
+        assert state["versions"] == ["b2"]
