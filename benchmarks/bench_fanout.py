@@ -76,11 +76,14 @@ def make_projects(root: Path) -> None:
 
     from tests.project import TEMPLATES, logging_sections, make_project
 
+    # One transaction per revision online and in the script bare asyncpg runs (offline):
+    # every contender commits ten times per tenant.
     env = (TEMPLATES / "async" / "env.py").read_text().replace(
         "context.configure(connection=connection, target_metadata=target_metadata)",
         "context.configure(connection=connection, target_metadata=target_metadata, "
         "transaction_per_migration=True)",
-    )
+    ).replace("literal_binds=True,", "literal_binds=True, transaction_per_migration=True,")
+    assert env.count("transaction_per_migration=True") == 2, "the async template's env.py changed shape"
     make_project(root / "ours", history(10), env_py=env)
     make_project(root / "ours_history", history(10), env_py=env,
                  ini_extra="history_table = asyncmigrate_history")
