@@ -15,49 +15,15 @@ files get no pool: a connection is a file handle.
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any
 
 import anyio
-from sqlalchemy import event
-from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
-from .._greenlet import await_in_loop
 from ..runtime.connecting import answer_first_connect
+from ..runtime.drivers.asyncpg import ping_on_checkout
 
 __all__ = ["EnginePool"]
-
-_NEW = "asyncmigrate_new_connection"
-
-
-def _ping_on_checkout(engine: AsyncEngine) -> None:
-    """Check each reused pooled asyncpg connection with one empty query as it is checked out.
-
-    A connection that does not answer is discarded (``DisconnectionError``)
-    and the pool hands out a new one. A connection made for this checkout is
-    not pinged: it has just answered.
-    """
-    pool = engine.sync_engine.pool
-
-    @event.listens_for(pool, "connect")
-    def new(dbapi_connection: Any, record: Any) -> None:
-        record.info[_NEW] = True
-
-    @event.listens_for(pool, "checkout")
-    def ping(dbapi_connection: Any, record: Any, proxy: Any) -> None:
-        if record.info.pop(_NEW, False):
-            return
-        raw = dbapi_connection._connection  # asyncpg's own connection under SQLAlchemy's adapter
-
-        async def send() -> None:
-            async with dbapi_connection._execute_mutex:
-                await raw.execute(";")
-
-        try:
-            await_in_loop(send())
-        except Exception as exc:
-            raise DisconnectionError(f"the pooled connection did not answer: {exc}") from exc
 
 
 class EnginePool:
@@ -85,7 +51,7 @@ class EnginePool:
                     url, pool_size=size, max_overflow=0, pool_pre_ping=not asyncpg
                 )
                 if asyncpg:
-                    _ping_on_checkout(engine)
+                    ping_on_checkout(engine)
                 answer_first_connect(engine)
             self._engines[url] = engine
         return engine

@@ -22,15 +22,17 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
+from sqlalchemy import event
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, DisconnectionError
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ..._greenlet import await_in_loop
 from ...exceptions import VersionTableError
 from ...masking import get_logger
 from . import Driver, ServerSession, Statement
 
-__all__ = ["AsyncpgDriver"]
+__all__ = ["AsyncpgDriver", "ping_on_checkout"]
 
 log = get_logger(__name__)
 
@@ -353,3 +355,43 @@ def _failed_check(statements: list[Statement], exc: BaseException) -> VersionTab
         digits = "".join(itertools.takewhile(str.isdigit, found))
         return VersionTableError(f"{statement.mismatch}; {digits or 'another number of rows'} found")
     return None
+
+
+_NEW_CONNECTION = "asyncmigrate_new_connection"
+
+
+def ping_on_checkout(engine: AsyncEngine) -> None:
+    """Check each reused pooled connection of ``engine`` as it is checked out, in one round trip.
+
+    The check is an empty simple-protocol query: the session answers, no
+    transaction is opened (SQLAlchemy's ``pool_pre_ping`` on asyncpg wraps its
+    ping in one: three round trips). A connection that does not answer is
+    discarded (``DisconnectionError``) and the pool hands out a new one; a
+    connection made for this checkout is not pinged, it has just answered.
+    Where SQLAlchemy's adapter is not the shape this module knows, its own
+    ``ping()`` does the check.
+    """
+    pool = engine.sync_engine.pool
+
+    @event.listens_for(pool, "connect")
+    def made(dbapi_connection: Any, record: Any) -> None:
+        record.info[_NEW_CONNECTION] = True
+
+    @event.listens_for(pool, "checkout")
+    def ping(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+        if record.info.pop(_NEW_CONNECTION, False):
+            return
+        raw = getattr(dbapi_connection, "_connection", None)
+        mutex = getattr(dbapi_connection, "_execute_mutex", None)
+        try:
+            if raw is None or mutex is None:
+                dbapi_connection.ping()
+            else:
+
+                async def send() -> None:
+                    async with mutex:
+                        await raw.execute(";")
+
+                await_in_loop(send())
+        except Exception as exc:
+            raise DisconnectionError(f"the pooled connection did not answer: {exc}") from exc
