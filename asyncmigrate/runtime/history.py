@@ -200,9 +200,11 @@ class HistoryTable:
         the statement depends on nothing else.
         """
         key = (type(dialect), dialect.server_version_info, self.name, self.schema)
-        return _CREATE_SQL.get(
-            key, lambda: str(CreateTable(self.table, if_not_exists=True).compile(dialect=dialect)).strip()
-        )
+        return _CREATE_SQL.get(key, lambda: str(self.create_construct().compile(dialect=dialect)).strip())
+
+    def create_construct(self) -> CreateTable:
+        """``CREATE TABLE IF NOT EXISTS`` as a SQLAlchemy construct."""
+        return CreateTable(self.table, if_not_exists=True)
 
     def create(self, connection: Connection, driver: Driver | None = None) -> None:
         """Create the table unless it exists (in the connection's transaction, if any).
@@ -212,7 +214,7 @@ class HistoryTable:
         if driver is not None and driver.raw_statements:
             driver.run(Statement(self.create_sql(connection.dialect)))
         else:
-            connection.execute(CreateTable(self.table, if_not_exists=True))
+            connection.execute(self.create_construct())
 
     def exists(self, connection: Connection) -> bool:
         """Whether the table exists (one catalog query)."""

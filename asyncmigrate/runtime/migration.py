@@ -564,10 +564,11 @@ class MigrationContext:
             return
         driver = self.driver
         # Outside a transaction the driver sends each as it is: one round trip, no BEGIN/COMMIT.
-        direct = driver is not None and driver.raw_statements and not self.connection.in_transaction()
+        if driver is None or not driver.raw_statements or self.connection.in_transaction():
+            driver = None
         try:
             for statement in statements:
-                if not (direct and driver is not None and driver.simple_status(statement) is not None):
+                if driver is None or driver.simple_status(statement) is None:
                     self.connection.exec_driver_sql(statement)
             if self.connection.in_transaction() and not self._in_external_transaction:
                 self.connection.commit()
