@@ -25,6 +25,17 @@ When the table is created on a database that is already at some revisions
 (a database Alembic managed), a ``baseline`` row records those heads:
 everything before it is "before the record".
 
+**One table for many schemas.** With ``history_table_schema`` set, the table
+lives in that schema instead, shared by every version table of the database
+(a schema-per-tenant fleet keeps one record, as Flyway keeps one history
+table for the schemas it manages). Each row names the schema of the version
+table it belongs to (``version_schema``, filled in by the server when the
+version table has no explicit schema), and a run reads only its own rows.
+A fresh tenant schema then costs no table of its own. The shared table is
+created once: concurrent first runs that race to create it wait for the
+first creator's transaction and carry on (PostgreSQL; MySQL and SQLite
+serialise the creation themselves).
+
 :class:`HistoryTable` owns the table's description, the statements that
 write it and the query that reads it; :class:`HistoryRecorder` owns which
 rows one run writes, and when. The migration context decides the
@@ -38,13 +49,28 @@ import logging
 import os
 import socket
 import time
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
 from typing import TYPE_CHECKING, Any, Literal
 
-from sqlalchemy import Column, DateTime, Double, Integer, MetaData, String, Table, inspect, select, text
+from sqlalchemy import (
+    Column,
+    DateTime,
+    Double,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    inspect,
+    literal,
+    literal_column,
+    select,
+    text,
+)
 from sqlalchemy.engine import Connection, Dialect
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.schema import CreateTable
 from sqlalchemy.sql.expression import Executable
 from sqlalchemy.types import TypeDecorator, TypeEngine
@@ -63,7 +89,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_HISTORY_TABLE", "HistoryRecorder", "HistoryRow", "HistoryTable", "history_option",
-    "read_history", "record_repairs", "revision_checksum", "table_for",
+    "history_table", "read_history", "record_repairs", "revision_checksum", "table_for",
 ]
 
 log = logging.getLogger(__name__)
@@ -80,7 +106,14 @@ _COLUMNS = (
     "revision", "direction", "kind", "checksum", "applied_at", "duration",
     "applied_by", "host", "pid", "tool_version", "outcome",
 )
-_COLUMN_LIST = ", ".join(_COLUMNS)
+_COLUMN_LIST = ", ".join((*_COLUMNS, "version_schema"))
+
+#: SQL for the schema an unqualified version table is in, as the server resolves it now.
+_CURRENT_SCHEMA_SQL = {"postgresql": "current_schema()", "mysql": "DATABASE()", "mariadb": "DATABASE()",
+                       "sqlite": "'main'"}
+
+#: Shared tables known to exist, per engine: (schema, name) pairs (see HistoryTable.ensure_shared).
+_SHARED_SEEN: weakref.WeakKeyDictionary[Any, set[tuple[str | None, str]]] = weakref.WeakKeyDictionary()
 
 
 class _Timestamp(TypeDecorator[dt.datetime]):
@@ -140,13 +173,30 @@ def _tool_version() -> str:
     return _version()
 
 
-def history_option(opts: dict[str, Any], context: MigrationContext) -> str | None:
-    """The configured history table name: env.py's ``configure(history_table=)``, else the config's."""
-    name = opts.get("history_table")
+def history_option(opts: dict[str, Any], context: MigrationContext, key: str = "history_table") -> str | None:
+    """A configured history option (``history_table``, ``history_table_schema``).
+
+    env.py's ``configure(history_table=...)`` wins over the config's value;
+    an empty value, ``false``, ``off``, ``no`` or ``0`` means none.
+    """
+    name = opts.get(key)
     if name is None and context.config is not None:
-        name = context.config.get_alembic_option("history_table")
+        name = context.config.get_alembic_option(key)
     name = str(name).strip() if name is not None else ""
     return name if name and name.lower() not in ("false", "off", "no", "0") else None
+
+
+def history_table(context: MigrationContext, name: str) -> HistoryTable:
+    """The history table ``name`` for a context's database: beside its version table, or shared.
+
+    With ``history_table_schema`` configured, the table is that schema's
+    shared one and its rows are told apart by their version table's schema.
+    """
+    shared_schema = history_option(context.opts, context, "history_table_schema")
+    if shared_schema is None:
+        return HistoryTable(context.dialect.name, name, context.version.schema)
+    return HistoryTable(context.dialect.name, name, shared_schema, shared=True,
+                        version_schema=context.version.schema)
 
 
 class HistoryTable:
@@ -158,10 +208,17 @@ class HistoryTable:
     transactions to its caller.
     """
 
-    def __init__(self, dialect_name: str, name: str, schema: str | None) -> None:
+    def __init__(
+        self, dialect_name: str, name: str, schema: str | None, *,
+        shared: bool = False, version_schema: str | None = None,
+    ) -> None:
         self.dialect_name = dialect_name
         self.name = name
         self.schema = schema
+        self.shared = shared
+        """Whether the table is in a schema of its own, serving several version tables."""
+        self.version_schema = version_schema
+        """The schema of the version table the rows written and read belong to (None: unqualified)."""
 
     @property
     def table(self) -> Table:
@@ -183,6 +240,7 @@ class HistoryTable:
                 Column("pid", Integer),
                 Column("tool_version", String(64)),
                 Column("outcome", String(16), nullable=False),
+                Column("version_schema", String(128)),
                 schema=self.schema,
             )
 
@@ -237,24 +295,78 @@ class HistoryTable:
             return found is not None
         return bool(inspect(connection).has_table(self.name, schema))
 
-    def statement(self, rows: Sequence[HistoryRow], preparer: Any) -> Statement:
+    def ensure_shared(self, connection: Connection, driver: Driver | None = None) -> None:
+        """Create the shared table unless it exists; known tables cost nothing (once per engine).
+
+        A concurrent first run creating it at the same time makes PostgreSQL
+        wait for that run's transaction, then refuse the duplicate: the
+        attempt is taken back to a savepoint and the table used as it is.
+        """
+        seen = _SHARED_SEEN.setdefault(connection.engine, set())
+        key = (translated_schema(connection, self.schema), self.name)
+        if key in seen:
+            return
+        if connection.dialect.name != "postgresql":
+            # MySQL/MariaDB's metadata locks and SQLite's database lock serialise CREATE TABLE
+            # IF NOT EXISTS; a catalog query first would only race with it (MariaDB error 1684).
+            self.create(connection, driver)
+        elif not self.exists(connection):
+            if connection.in_transaction():
+                savepoint = connection.begin_nested()
+                try:
+                    connection.execute(self.create_construct())
+                except DBAPIError as exc:
+                    savepoint.rollback()
+                    code = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
+                    if code not in ("23505", "42P07"):  # unique_violation, duplicate_table
+                        raise
+                    log.debug("%s was created by a concurrent run meanwhile", self.name)
+                else:
+                    savepoint.commit()
+            else:
+                self.create(connection, driver)
+        seen.add(key)
+
+    def has_rows(self, connection: Connection) -> bool:
+        """Whether the table holds any row of this table's version table (one query)."""
+        table = self.table
+        query = select(literal(1)).select_from(table).limit(1)
+        if self.shared:
+            query = query.where(table.c.version_schema == self._version_schema_expression(connection))
+        return connection.execute(query).first() is not None
+
+    def _version_schema_expression(self, connection: Connection | None) -> Any:
+        schema = translated_schema(connection, self.version_schema)
+        if schema is not None:
+            return literal(schema)
+        current = _CURRENT_SCHEMA_SQL.get(self.dialect_name)
+        return literal_column(current, String) if current else literal(None, String)
+
+    def statement(
+        self, rows: Sequence[HistoryRow], preparer: Any, connection: Connection | None = None
+    ) -> Statement:
         """One ``INSERT`` of ``rows`` as ready SQL (values inlined, quoted whatever the server settings).
 
         The rows go in the order given, so their ``id`` follows it.
         """
+        schema = translated_schema(connection, self.version_schema)
+        current = _CURRENT_SCHEMA_SQL.get(self.dialect_name, "NULL")
+        owner = current if schema is None else self._literal(schema)
         values = ", ".join(
-            "(" + ", ".join(self._literal(getattr(row, name)) for name in _COLUMNS) + ")" for row in rows
+            "(" + ", ".join([*(self._literal(getattr(row, name)) for name in _COLUMNS), owner]) + ")"
+            for row in rows
         )
         return Statement(f"INSERT INTO {self.qualified_name(preparer)} ({_COLUMN_LIST}) VALUES {values}")
 
-    def construct(self, row: HistoryRow) -> Executable:
+    def construct(self, row: HistoryRow, connection: Connection | None = None) -> Executable:
         """``INSERT`` of ``row`` as a SQLAlchemy statement (bound values)."""
-        return self.table.insert().values(self.values(row))
+        return self.table.insert().values(self.values(row, connection))
 
-    @staticmethod
-    def values(row: HistoryRow) -> dict[str, Any]:
+    def values(self, row: HistoryRow, connection: Connection | None = None) -> dict[str, Any]:
         """``row``'s column values, by column name (the ``id`` left to the database)."""
-        return {name: getattr(row, name) for name in _COLUMNS}
+        values: dict[str, Any] = {name: getattr(row, name) for name in _COLUMNS}
+        values["version_schema"] = self._version_schema_expression(connection)
+        return values
 
     def _literal(self, value: Any) -> str:
         if value is None:
@@ -272,7 +384,10 @@ class HistoryTable:
         if not self.exists(connection):
             return None
         table = self.table
-        rows = connection.execute(select(table).order_by(table.c.id)).mappings()
+        query = select(table).order_by(table.c.id)
+        if self.shared:
+            query = query.where(table.c.version_schema == self._version_schema_expression(connection))
+        rows = connection.execute(query).mappings()
         return [
             HistoryRow(
                 id=r["id"], revision=r["revision"], direction=r["direction"], kind=r["kind"],
@@ -355,7 +470,7 @@ class HistoryRecorder:
         self.connection: Connection = context.connection
         self.driver: Driver | None = context.driver
         self.script = context.script
-        self.table = HistoryTable(context.dialect.name, name, context.version.schema)
+        self.table = history_table(context, name)
         self._preparer = context.dialect.identifier_preparer
         self._user = database_user(self.connection)
         self._host = socket.gethostname()  # asked once per run: each row is the run's
@@ -380,12 +495,17 @@ class HistoryRecorder:
         if self._ensured:
             return
         self._ensured = True
-        if not heads:  # nothing to baseline: no need to know whether it exists
+        if self.table.shared:  # the table may hold other schemas' rows: this one's decide the baseline
+            self.table.ensure_shared(self.connection, self.driver)
+            if not heads or self.table.has_rows(self.connection):
+                return
+        elif not heads:  # nothing to baseline: no need to know whether it exists
             self.table.create(self.connection, self.driver)
             return
-        if self.table.exists(self.connection):
+        elif self.table.exists(self.connection):
             return
-        self.table.create(self.connection, self.driver)
+        else:
+            self.table.create(self.connection, self.driver)
         for head in heads:
             row = new_row(head, "upgrade", "baseline", revision_checksum(self.script, head),
                           duration=None, outcome="applied", applied_by=self._user, host=self._host)
@@ -421,21 +541,24 @@ class HistoryRecorder:
     def _send(self, row: HistoryRow) -> None:
         driver = self.driver
         if driver is not None and driver.raw_statements:
-            driver.run(self.table.statement([row], self._preparer))
+            driver.run(self.table.statement([row], self._preparer, self.connection))
         else:
-            self.connection.execute(self.table.construct(row))
+            self.connection.execute(self.table.construct(row, self.connection))
 
     # -- the transaction's end ------------------------------------------------------------------
 
     def at_commit_statements(self) -> list[Statement]:
         """The rows kept for the commit, as one statement to fold into it (the driver's short path)."""
-        return [self.table.statement(self._at_commit, self._preparer)] if self._at_commit else []
+        if not self._at_commit:
+            return []
+        return [self.table.statement(self._at_commit, self._preparer, self.connection)]
 
     def send_at_commit(self) -> None:
         """Send the rows kept for the commit now, through SQLAlchemy (the plain path)."""
         rows, self._at_commit = self._at_commit, []
         if rows:
-            self.connection.execute(self.table.table.insert(), [self.table.values(row) for row in rows])
+            values = [self.table.values(row, self.connection) for row in rows]
+            self.connection.execute(self.table.table.insert().values(values))
 
     def committed(self) -> None:
         """The transaction committed: its rows are in the table."""
@@ -463,10 +586,12 @@ class HistoryRecorder:
             return
         try:
             begun = connection.begin() if own_transaction and not connection.in_transaction() else None
-            if not self.table.exists(connection):
+            if self.table.shared:
+                self.table.ensure_shared(connection)
+            elif not self.table.exists(connection):
                 self.table.create(connection)
             for row in rows:
-                connection.execute(self.table.construct(row))
+                connection.execute(self.table.construct(row, connection))
             if begun is not None:
                 begun.commit()
         except Exception as exc:
@@ -480,8 +605,7 @@ class HistoryRecorder:
 
 def table_for(context: MigrationContext) -> HistoryTable:
     """The history table of a context's database: the configured name, else the default."""
-    name = history_option(context.opts, context) or DEFAULT_HISTORY_TABLE
-    return HistoryTable(context.dialect.name, name, context.version.schema)
+    return history_table(context, history_option(context.opts, context) or DEFAULT_HISTORY_TABLE)
 
 
 def read_history(context: MigrationContext) -> tuple[HistoryTable, list[HistoryRow] | None]:
@@ -500,13 +624,15 @@ def record_repairs(context: MigrationContext, checksums: dict[str, str]) -> None
     connection = context.connection
     assert connection is not None
     table = table_for(context)
-    if not table.exists(connection):
+    if table.shared:
+        table.ensure_shared(connection)
+    elif not table.exists(connection):
         table.create(connection)
     user = database_user(connection)
     for revision, checksum in checksums.items():
         row = new_row(revision, "upgrade", "repair", checksum, duration=None, outcome="applied",
                       applied_by=user)
-        connection.execute(table.construct(row))
+        connection.execute(table.construct(row, connection))
     if (
         not context._in_external_transaction
         and context._transaction is None

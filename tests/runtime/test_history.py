@@ -82,6 +82,9 @@ async def test_upgrade_downgrade_stamp_rows(tmp_path: Path, any_db: URL) -> None
         assert row["host"] == socket.gethostname()
         assert row["tool_version"] == asyncmigrate.__version__
         assert row["applied_by"] == (any_db.username or __import__("getpass").getuser())
+        # The version table's schema, as the server resolved it (see tests/tenants/test_shared_history.py).
+        assert row["version_schema"] == {"postgresql": "public", "mysql": any_db.database}.get(
+            any_db.get_backend_name(), "main")
 
 
 async def test_not_configured_writes_nothing(tmp_path: Path, sqlite_db: URL) -> None:

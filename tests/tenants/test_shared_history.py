@@ -1,0 +1,132 @@
+"""One history table for a schema-per-tenant fleet (``history_table_schema``).
+
+Each tenant schema's rows carry that schema's name; every run writes and
+reads only its own; a schema taken over from Alembic gets its own baseline
+although the shared table already exists; fresh tenants racing to create the
+shared table all succeed; ``validate`` finds drift per tenant.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import inspect, text
+from sqlalchemy.engine import URL
+from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.pool import NullPool
+
+from asyncmigrate import Config
+from asyncmigrate.tenants import Tenant, migrate_tenants
+
+from ..project import Rev, make_project
+
+REVS = [
+    # The first step holds its transaction open a little: tenants starting together all find
+    # the shared table missing and race to create it inside their first transaction.
+    Rev("a1", None, "import time\ntime.sleep(0.3)\nop.create_table('t1', sa.Column('id', sa.Integer, "
+                    "primary_key=True))", "op.drop_table('t1')"),
+    Rev("b2", "a1", "op.create_table('t2', sa.Column('id', sa.Integer, primary_key=True))", "op.drop_table('t2')"),
+    Rev("c3", "b2", "op.create_table('t3', sa.Column('id', sa.Integer, primary_key=True))", "op.drop_table('t3')"),
+]
+
+
+def main_schema(url: URL) -> str:
+    return "public" if url.get_backend_name() == "postgresql" else str(url.database)
+
+
+def project(root: Path, url: URL, history: bool = True) -> Config:
+    extra = f"history_table = asyncmigrate_history\nhistory_table_schema = {main_schema(url)}" if history else ""
+    return make_project(root, REVS, url=url, ini_extra=extra)
+
+
+async def shared_rows(url: URL) -> list[tuple[Any, ...]]:
+    engine = create_async_engine(url, poolclass=NullPool)
+    try:
+        async with engine.connect() as conn:
+            result = await conn.execute(text(
+                f"SELECT version_schema, revision, kind, outcome FROM {main_schema(url)}.asyncmigrate_history "
+                "ORDER BY id"
+            ))
+            return [tuple(r) for r in result]
+    finally:
+        await engine.dispose()
+
+
+async def table_names(url: URL, schema: str) -> set[str]:
+    engine = create_async_engine(url, poolclass=NullPool)
+    try:
+        async with engine.connect() as conn:
+            return set(await conn.run_sync(lambda c: inspect(c).get_table_names(schema=schema)))
+    finally:
+        await engine.dispose()
+
+
+def fleet(url: URL, count: int) -> list[Tenant]:
+    shared = url.render_as_string(hide_password=False)
+    tenants = [Tenant(f"s{i}", shared, f"{url.database}_h{i}") for i in range(count)]
+    return [*tenants, Tenant("plain", shared)]  # the URL's own schema, beside the schema tenants
+
+
+@pytest.mark.parametrize("concurrency", [1, 5])
+async def test_one_table_keeps_each_schemas_record(tmp_path: Path, server_db: URL, concurrency: int) -> None:
+    config = project(tmp_path, server_db)
+    tenants = fleet(server_db, 4)
+    report = await migrate_tenants(config, tenants, "head", concurrency=concurrency)
+    assert report.counts["ok"] == len(tenants), [r.error for r in report.failed]
+
+    rows = await shared_rows(server_db)
+    by_schema: dict[str, list[tuple[Any, ...]]] = {}
+    for schema, *rest in rows:
+        by_schema.setdefault(schema, []).append(tuple(rest))
+    want = [("a1", "migration", "applied"), ("b2", "migration", "applied"), ("c3", "migration", "applied")]
+    owners = [t.schema or main_schema(server_db) for t in tenants]
+    assert by_schema == {owner: want for owner in owners}
+    for tenant in tenants[:-1]:  # no table of its own in any tenant schema
+        assert await table_names(server_db, str(tenant.schema)) == {"alembic_version", "t1", "t2", "t3"}
+
+    # Each tenant reads only its own rows: one downgrade shows in one record only.
+    report = await migrate_tenants(config, tenants[1:2], "-1", operation="downgrade")
+    assert report.counts["ok"] == 1
+    rows = await shared_rows(server_db)
+    assert rows[-1] == (tenants[1].schema, "c3", "migration", "applied")
+    from asyncmigrate import command
+
+    record = await command.log(config, url=server_db, tenant_schema=tenants[1].schema)
+    assert [(r.revision, r.direction) for r in record.rows] == [
+        ("a1", "upgrade"), ("b2", "upgrade"), ("c3", "upgrade"), ("c3", "downgrade")
+    ]
+    record = await command.log(config, url=server_db, tenant_schema=tenants[2].schema)
+    assert [(r.revision, r.direction) for r in record.rows] == [("a1", "upgrade"), ("b2", "upgrade"), ("c3", "upgrade")]
+
+
+async def test_each_schema_taken_over_gets_its_own_baseline(tmp_path: Path, server_db: URL) -> None:
+    tenants = fleet(server_db, 2)
+    # s0 and s1 migrated to b2 without any record (as Alembic would leave them) ...
+    report = await migrate_tenants(project(tmp_path / "off", server_db, history=False), tenants[:2], "b2")
+    assert report.counts["ok"] == 2
+    config = project(tmp_path / "on", server_db)
+    # ... then s0 moves on with the record on: the shared table is created, s0's baseline written ...
+    assert (await migrate_tenants(config, tenants[:1], "head")).counts["ok"] == 1
+    # ... and s1, finding the table there already, still gets a baseline of its own.
+    assert (await migrate_tenants(config, tenants[1:2], "head")).counts["ok"] == 1
+    assert await shared_rows(server_db) == [
+        (tenants[0].schema, "b2", "baseline", "applied"),
+        (tenants[0].schema, "c3", "migration", "applied"),
+        (tenants[1].schema, "b2", "baseline", "applied"),
+        (tenants[1].schema, "c3", "migration", "applied"),
+    ]
+
+
+async def test_validate_finds_drift_per_schema(tmp_path: Path, server_db: URL) -> None:
+    config = project(tmp_path, server_db)
+    tenants = fleet(server_db, 3)
+    assert (await migrate_tenants(config, tenants, "b2", concurrency=4)).counts["ok"] == len(tenants)
+    assert (await migrate_tenants(config, tenants[:1], "head")).counts["ok"] == 1
+    c3 = next((tmp_path / "migrations" / "versions").glob("c3_*.py"))
+    c3.write_text(c3.read_text() + "\n# edited after it was applied\n")
+    report = await migrate_tenants(config, tenants, operation="validate", target=None, concurrency=4)
+    # Only s0 applied c3: the others' records (in the same table) have nothing to compare.
+    assert [r.name for r in report.failed] == ["s0"]
+    assert report.counts["ok"] == len(tenants) - 1
