@@ -87,6 +87,9 @@ def make_projects(root: Path) -> None:
     make_project(root / "ours", history(10), env_py=env)
     make_project(root / "ours_history", history(10), env_py=env,
                  ini_extra="history_table = asyncmigrate_history")
+    # One history table for the whole database (public), each row naming its tenant's schema.
+    make_project(root / "ours_shared_history", history(10), env_py=env,
+                 ini_extra="history_table = asyncmigrate_history\nhistory_table_schema = public")
     # Alembic's own `generic` env.py, unchanged (one transaction per run, a sync engine).
     import alembic
 
@@ -205,6 +208,8 @@ def child(args: argparse.Namespace) -> None:
         result = asyncio.run(run_ours(root, tenants, args.concurrency))
     elif args.child == "ours+history":  # the same, with the history table on
         result = asyncio.run(run_ours(root, tenants, args.concurrency, "ours_history"))
+    elif args.child == "ours+shared":  # the same, with one history table for the database
+        result = asyncio.run(run_ours(root, tenants, args.concurrency, "ours_shared_history"))
     elif args.child == "bare":
         result = asyncio.run(run_bare(root, tenants, args.concurrency, args.url))
     elif args.child == "alembic":
@@ -296,9 +301,10 @@ def scenario(kind: str, count: int, concurrencies: list[int], rounds: int, proxy
     try:
         results: dict[str, list[float]] = {}
         for round_ in range(rounds):
-            ours = ("ours", "ours+history") if with_history else ("ours",)
-            if round_ % 2:  # history off and on take turns going first
-                ours = ours[::-1]
+            ours: tuple[str, ...] = ("ours",)
+            if with_history:
+                ours = ("ours", "ours+history") + (("ours+shared",) if kind != "sqlite" else ())
+            ours = ours[round_ % len(ours):] + ours[:round_ % len(ours)]  # each goes first in turn
             if with_cli:
                 ours = (*ours, *CLI_PROJECTS)
             kinds = (*ours, "bare") if kind != "sqlite" else ours
@@ -328,10 +334,11 @@ def scenario(kind: str, count: int, concurrencies: list[int], rounds: int, proxy
                     line += f", {cli}: alembic/it = {base / mine:.2f}x"
                     if f"bare c={conc}" in results:
                         line += f", it/bare = {mine / statistics.median(results[f'bare c={conc}']):.2f}x"
-            if f"ours+history c={conc}" in results:
-                on, off = results[f"ours+history c={conc}"], results[f"ours c={conc}"]
-                paired = statistics.median(a / b for a, b in zip(on, off, strict=True))
-                line += f", history on/off = {paired:.3f}x (median of per-round ratios)"
+            for who, label in (("ours+history", "history on/off"), ("ours+shared", "shared history on/off")):
+                if f"{who} c={conc}" in results:
+                    on, off = results[f"{who} c={conc}"], results[f"ours c={conc}"]
+                    paired = statistics.median(a / b for a, b in zip(on, off, strict=True))
+                    line += f", {label} = {paired:.3f}x (median of per-round ratios)"
             print(line)
     finally:
         if proxy_proc is not None:
