@@ -8,7 +8,10 @@ through aiosqlite's private ``_execute`` (this module is the only place that
 uses it; :meth:`AiosqliteDriver.usable` checks it is there, else the plain
 path applies). ``sqlite3`` reports its transaction state itself
 (``in_transaction``), so nothing needs to be kept in step with SQLAlchemy:
-its own ``commit()`` after a folded one finds nothing to commit.
+its own ``commit()`` after a folded one finds nothing to commit -- and
+does not hand off to the thread to find it out: the adapter's ``commit()``
+and ``rollback()`` return at once when ``sqlite3`` has no transaction open
+(:func:`_skip_idle_calls`), which is what ``sqlite3`` itself would do there.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ class AiosqliteDriver(Driver):
         self._worker: Any = connection.connection.driver_connection  # the aiosqlite.Connection
         self._begin_due = False
         event.listen(connection, "before_cursor_execute", self._before_execute)
+        _skip_idle_calls(connection.connection.dbapi_connection)
 
     @classmethod
     def usable(cls, connection: Connection) -> bool:
@@ -83,6 +87,13 @@ class AiosqliteDriver(Driver):
     def _hand_off(self, work: Any, statement: str = "") -> Any:
         """Run ``work(sqlite3_connection)`` in the driver's thread; raise errors as SQLAlchemy would."""
         worker = self._worker
+        if _LEGACY is not None and not hasattr(worker, _MODE_SEEN):
+            task = work
+
+            def work(raw: sqlite3.Connection) -> Any:
+                setattr(worker, _MODE_SEEN, getattr(raw, "autocommit", None))
+                return task(raw)
+
         try:
             return await_in_loop(worker._execute(work, self._sqlite))
         except sqlite3.Error as exc:
@@ -140,6 +151,67 @@ class AiosqliteDriver(Driver):
     def interrupt(self) -> None:
         # sqlite3's interrupt() may be called from any thread; the running statement stops.
         self._sqlite.interrupt()
+
+
+_IDLE_SKIPPING: dict[type, type] = {}
+
+
+def _idle(worker: Any) -> bool:
+    """Whether ``sqlite3`` would treat ``commit()``/``rollback()`` as no-ops: no transaction open.
+
+    Only under ``sqlite3``'s legacy transaction control (the default; under
+    Python 3.12's ``autocommit=False`` a commit also opens the next
+    transaction, so it is never skipped). ``worker`` is the aiosqlite
+    connection, asked between hand-offs, so its thread is idle.
+    """
+    raw = getattr(worker, "_connection", None)
+    if not isinstance(raw, sqlite3.Connection):
+        return False  # closed or unknown: the adapter's own path reports it
+    if _LEGACY is not None and getattr(worker, _MODE_SEEN, None) != _LEGACY:
+        return False  # not known to be legacy (the mode is read in the driver's thread)
+    try:
+        return not raw.in_transaction
+    except sqlite3.Error:
+        return False
+
+
+# Python 3.12+: sqlite3's ``autocommit`` (read only in the connection's own thread,
+# so the first hand-off notes it on the aiosqlite connection); earlier: always legacy.
+_LEGACY: int | None = getattr(sqlite3, "LEGACY_TRANSACTION_CONTROL", None)
+_MODE_SEEN = "_asyncmigrate_autocommit"
+
+
+def _skip_idle_calls(adapter: Any) -> None:
+    """Make ``adapter`` (SQLAlchemy's aiosqlite connection) skip the thread for no-op commits and rollbacks.
+
+    SQLAlchemy commits after a commit this driver folded into its last
+    hand-off, and rolls back when the pool takes the connection back: with
+    no transaction open both are no-ops in ``sqlite3``, yet each costs a
+    thread hand-off. The adapter's class becomes a subclass of its own
+    (no new state; the connection behaves the same everywhere else).
+    """
+    base = type(adapter)
+    if base in _IDLE_SKIPPING.values():
+        return
+    skipping = _IDLE_SKIPPING.get(base)
+    if skipping is None:
+        def commit(self: Any) -> None:
+            if not _idle(self._connection):
+                base.commit(self)
+
+        def rollback(self: Any) -> None:
+            if not _idle(self._connection):
+                base.rollback(self)
+
+        skipping = type(base.__name__, (base,), {
+            "__slots__": (), "__module__": base.__module__, "__qualname__": base.__qualname__,
+            "commit": commit, "rollback": rollback,
+        })
+        _IDLE_SKIPPING[base] = skipping
+    try:
+        adapter.__class__ = skipping
+    except TypeError:  # pragma: no cover - an adapter whose layout does not allow it
+        log.debug("aiosqlite idle commit skip disabled for %s", base.__name__)
 
 
 def _checked(cursor: sqlite3.Cursor, statement: Statement) -> None:
