@@ -237,18 +237,20 @@ def fresh_database(name: str) -> str:
     return f"{base}/{name}"
 
 
-#: Whole-process contenders that are the command line itself: project directory per name.
-CLI_PROJECTS = {"cli": "ours", "cli-generic": "generic"}
+#: Whole-process contenders that are the command line itself: (project directory, --jobs) per name.
+CLI_PROJECTS = {"cli": ("ours", 1), "cli-generic": ("generic", 1),
+                "cli-j2": ("ours", 2), "cli-generic-j2": ("generic", 2)}
 
 
 def cli_contender(root: Path, who: str, listing: Path, concurrency: int) -> dict[str, object]:
     """``asyncmigrate upgrade head --tenants ... --report ...`` as a user runs it; counts from the report."""
     report = root / "report.json"
+    project, jobs = CLI_PROJECTS[who]
     wall = time.perf_counter()
     done = subprocess.run(
-        [sys.executable, "-m", "asyncmigrate", "-q", "-c", str(root / CLI_PROJECTS[who] / "alembic.ini"),
+        [sys.executable, "-m", "asyncmigrate", "-q", "-c", str(root / project / "alembic.ini"),
          "upgrade", "head", "--tenants", str(listing), "--concurrency", str(concurrency),
-         "--report", str(report), "--no-progress"],
+         "--report", str(report), "--no-progress", "--jobs", str(jobs)],
         capture_output=True, text=True, cwd=root,
     )
     wall = time.perf_counter() - wall

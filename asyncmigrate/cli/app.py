@@ -11,7 +11,7 @@ import threading
 import traceback
 from argparse import Namespace
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
@@ -278,7 +278,20 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Print the re
 verbose_option = click.option("-v", "--verbose", is_flag=True, help="Use more verbose output.")
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+class _Root(click.Group):
+    """The command group, keeping the arguments it was given (``--jobs`` hands them to its workers)."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        ctx.meta[ARGV] = list(args)
+        return super().parse_args(ctx, args)
+
+
+#: Where the command line's arguments are kept in the click context's ``meta``.
+ARGV = "asyncmigrate.argv"
+
+
+@click.group(cls=_Root,
+             context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(None, "--version", package_name="asyncmigrate", prog_name="asyncmigrate")
 @click.option(
     "-c", "--config", "config_files", multiple=True, metavar="FILE", callback=_attached_value,
@@ -718,6 +731,7 @@ def _fanout(state: State, config: Config, kwargs: dict[str, Any], operation: Ope
     options = options_from(kwargs)
     if not options.active:
         return False
+    options = replace(options, argv=tuple(click.get_current_context().meta.get(ARGV, ())))
     if sql:
         given = "tenants" if options.source_given else ", ".join(options.fleet_only)
         fail(f"--sql renders one script for one database; it cannot be combined with {given}")

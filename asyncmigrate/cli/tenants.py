@@ -46,6 +46,10 @@ class TenantOptions:
     report: str | None = None
     rerun_failed: str | None = None
     progress: bool | None = None
+    jobs: int | None = None
+    jobs_worker: bool = False
+    argv: tuple[str, ...] = ()
+    """The command line's arguments (what ``--jobs`` gives its workers, less what it decides)."""
 
     @property
     def source_given(self) -> bool:
@@ -60,7 +64,7 @@ class TenantOptions:
             "--report": self.report is not None, "--fail-fast": self.fail_fast,
             "--max-failures": self.max_failures is not None, "--canary": self.canary is not None,
             "--shard": self.shard is not None, "--rerun-failed": self.rerun_failed is not None,
-            "--per-host": self.per_host is not None,
+            "--per-host": self.per_host is not None, "--jobs": self.jobs is not None,
         }
         return [name for name, on in given.items() if on]
 
@@ -71,7 +75,7 @@ class TenantOptions:
         Without a tenant source, ``--timeout``, ``--retries``, ``--report`` and
         the other fan-out options make the configured database a fleet of one.
         """
-        return self.source_given or bool(self.fleet_only)
+        return self.source_given or self.jobs_worker or bool(self.fleet_only)
 
 
 _OPTIONS: list[Callable[[F], F]] = [
@@ -101,6 +105,11 @@ _OPTIONS: list[Callable[[F], F]] = [
                  help="Only the tenants that failed or were skipped in an earlier report."),
     click.option("--progress/--no-progress", default=None,
                  help="A live progress bar (default: when stderr is a terminal)."),
+    click.option("--jobs", type=click.IntRange(min=1), metavar="N",
+                 help="Split the tenants between N worker processes (each with its share of "
+                 "--concurrency): for fleets a single core cannot keep up with."),
+    click.option("--jobs-worker", is_flag=True, hidden=True,
+                 help="Be one worker of a --jobs run (tenants as JSON on stdin)."),
 ]
 
 
@@ -116,9 +125,10 @@ def options_from(kwargs: dict[str, Any]) -> TenantOptions:
     names = (
         "tenants", "tenants_query", "control_url", "schemas", "sqlite_glob", "concurrency",
         "per_host", "fail_fast", "max_failures", "canary", "tenant_timeout", "retries", "shard",
-        "report", "rerun_failed", "progress",
+        "report", "rerun_failed", "progress", "jobs", "jobs_worker",
     )
     values = {name: kwargs.pop(name, None) for name in names}
+    values["jobs_worker"] = bool(values["jobs_worker"])
     values["timeout"] = values.pop("tenant_timeout")
     values["concurrency"] = values["concurrency"] or 8
     values["retries"] = values["retries"] or 0
@@ -164,6 +174,10 @@ async def _load_tenants(config: Config, options: TenantOptions) -> list[Tenant]:
         tenants_from_query,
     )
 
+    if options.jobs_worker:  # the parent of a --jobs run selected them
+        from .jobs import read_tenants
+
+        return read_tenants(sys.stdin.read())
     sources = [s for s in (options.tenants, options.tenants_query, options.schemas, options.sqlite_glob) if s]
     if not sources:
         return [_the_database(config)]
@@ -361,11 +375,14 @@ def _print_summary(report: FanoutReport, operation: str) -> None:
     console.print(_cell(f"{total} {tenants} in {report.seconds:.1f}s: {line or 'none'}{stopped}"))
 
 
-async def _run_with_signals(run: Callable[[anyio.Event], Awaitable[T]]) -> tuple[T | None, int | None]:
+async def _run_with_signals(
+    run: Callable[[anyio.Event], Awaitable[T]], *, quiet: bool = False
+) -> tuple[T | None, int | None]:
     """Run ``run(stop)``: the first SIGINT/SIGTERM stops new work, the second cancels.
 
-    Each signal prints one line. Return the result (None when cancelled) and
-    the first signal received, if any.
+    Each signal prints one line (unless ``quiet``: a ``--jobs`` worker, whose
+    parent says it once). Return the result (None when cancelled) and the
+    first signal received, if any.
     """
     stop = anyio.Event()
     result: list[T] = []
@@ -375,12 +392,14 @@ async def _run_with_signals(run: Callable[[anyio.Event], Awaitable[T]]) -> tuple
         def on_signal(signum: int) -> None:
             name = signal_name(signum)
             if not stop.is_set():
-                click.echo(f"{lead}{name}: stopping; no new tenants start, in-flight ones finish "
-                           "(send it again to cancel them).", err=True)
+                if not quiet:
+                    click.echo(f"{lead}{name}: stopping; no new tenants start, in-flight ones "
+                               "finish (send it again to cancel them).", err=True)
                 stop.set()
             elif not scope.cancel_called:
-                click.echo(f"{lead}{name} again: cancelling in-flight tenants (they roll back).",
-                           err=True)
+                if not quiet:
+                    click.echo(f"{lead}{name} again: cancelling in-flight tenants (they roll back).",
+                               err=True)
                 scope.cancel()
 
         with StopSignals(on_signal) as watch:
@@ -400,19 +419,30 @@ async def run_fanout(
 ) -> tuple[FanoutReport, int | None]:
     """Run one command across the selected tenants, rendering progress; return the report and stop signal."""
     from ..tenants import FanoutReport, migrate_tenants, select_tenants
+    from .jobs import check_jobs, emit, run_jobs, workers
 
     shard = _parse_shard(options.shard)
     max_failures = _parse_max_failures(options.max_failures)
+    check_jobs(options.jobs, fail_fast=options.fail_fast, max_failures=options.max_failures,
+               canary=options.canary)
     # The shard is cut from the whole source, then narrowed to an earlier report's
     # failures: a re-run of shard I covers exactly shard I's failed tenants.
     selection = await select_tenants(await _load_tenants(config, options), shard)
     tenants = _rerun_filter(selection.tenants, options)
+    worker = options.jobs_worker
     live = options.progress if options.progress is not None else sys.stderr.isatty()
-    progress = _Progress(len(tenants), live and not as_json, quiet or as_json)
-    report_path = options.report
+    progress = _Progress(len(tenants), live and not as_json and not worker, quiet or as_json or worker)
+    on_event: Callable[[TenantEvent], None] = progress
+    if worker:  # each finished tenant goes to the parent at once
+        def on_event(event: TenantEvent) -> None:
+            if event.kind == "finished" and event.result is not None:
+                emit("result", event.result.to_dict())
+
+    report_path = None if worker else options.report
     report = FanoutReport(operation, None)
     if selection.empty_shard:
         click.echo(f"warning: {selection.describe_empty()}", err=True)
+    jobs = workers(options.jobs or 1, len(tenants), options.concurrency, options.per_host)
 
     async def run(stop: anyio.Event) -> FanoutReport:
         with progress:
@@ -429,14 +459,25 @@ async def run_fanout(
                 timeout=options.timeout,
                 retries=options.retries,
                 stop=stop,
-                on_event=progress,
+                on_event=on_event,
                 report_path=report_path,
                 into=report,
                 **env,
             )
 
-    # Cancelled (a second Ctrl-C) or not, ``report`` holds every tenant's outcome.
-    _, signum = await _run_with_signals(run)
+    if jobs > 1 and not worker:
+        report.target = None if target is None else str(target)
+        with progress:
+            signum = await run_jobs(list(options.argv), tenants, jobs, concurrency=options.concurrency,
+                                    per_host=options.per_host, report=report, on_event=progress)
+        if report_path is not None:
+            report.write(report_path)
+    else:
+        # Cancelled (a second Ctrl-C) or not, ``report`` holds every tenant's outcome.
+        _, signum = await _run_with_signals(run, quiet=worker)
+    if worker:
+        emit("report", report.to_dict())
+        return report, signum
     if shard is not None:
         report.shards = [f"{shard[0]}/{shard[1]}"]
         if selection.empty_shard:

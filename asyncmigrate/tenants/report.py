@@ -203,21 +203,28 @@ class FanoutReport:
         return {r.name for r in self.results if r.status in statuses}
 
     @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> FanoutReport:
+        """The report :meth:`to_dict` described.
+
+        :raises KeyError, TypeError, ValueError: when ``data`` is not such a description.
+        """
+        return cls(
+            str(data.get("operation", "")), data.get("target"),
+            [TenantResult.from_dict(t) for t in data["tenants"]],
+            started_at=str(data.get("started_at", "")), seconds=float(data.get("seconds", 0.0)),
+            stopped=data.get("stopped"), concurrency=int(data.get("concurrency", 0)),
+            shards=[str(s) for s in data.get("shards", ())],
+            warnings=[str(w) for w in data.get("warnings", ())],
+        )
+
+    @classmethod
     def read(cls, path: str | os.PathLike[str]) -> FanoutReport:
         """Load a report written by :meth:`write` (to re-run its failed tenants, say).
 
         :raises ConfigError: when the file is not a fan-out report.
         """
         try:
-            data = json.loads(Path(path).read_text(encoding="utf-8"))
-            results = [TenantResult.from_dict(t) for t in data["tenants"]]
-            return cls(
-                str(data.get("operation", "")), data.get("target"), results,
-                started_at=str(data.get("started_at", "")), seconds=float(data.get("seconds", 0.0)),
-                stopped=data.get("stopped"), concurrency=int(data.get("concurrency", 0)),
-                shards=[str(s) for s in data.get("shards", ())],
-                warnings=[str(w) for w in data.get("warnings", ())],
-            )
+            return cls.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
             raise ConfigError(f"{path} is not a readable fan-out report: {exc}") from exc
 
