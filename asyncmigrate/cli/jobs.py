@@ -43,7 +43,7 @@ from ..signals import StopSignals, signal_name
 if TYPE_CHECKING:
     from ..tenants import FanoutReport, Tenant, TenantEvent, TenantResult
 
-__all__ = ["MARK", "WORKER_FLAG", "check_jobs", "emit", "run_jobs", "worker_command"]
+__all__ = ["MARK", "WORKER_FLAG", "Workers", "check_jobs", "emit", "worker_command", "workers"]
 
 #: The hidden option that makes a process a worker of a ``--jobs`` run.
 WORKER_FLAG = "--jobs-worker"
@@ -114,13 +114,13 @@ def read_tenants(text: str) -> list[Tenant]:
         raise ConfigError(f"{WORKER_FLAG} reads the tenants to migrate as JSON on stdin: {exc}") from exc
 
 
-def workers(jobs: int, tenants: int, concurrency: int, per_host: int | None) -> int:
-    """How many workers a run gets: no more than tenants, nor than ``--concurrency`` or ``--per-host``.
+def workers(jobs: int, concurrency: int, per_host: int | None) -> int:
+    """How many workers a run gets: no more than ``--concurrency`` or ``--per-host``.
 
     Each worker migrates at least one tenant at a time, so more workers
     than either limit would break it.
     """
-    return max(1, min(jobs, tenants, concurrency, per_host or concurrency))
+    return max(1, min(jobs, concurrency, per_host or concurrency))
 
 
 def _share(total: int | None, jobs: int, index: int) -> int | None:
@@ -128,68 +128,96 @@ def _share(total: int | None, jobs: int, index: int) -> int | None:
     return None if total is None else total // jobs + (1 if index < total % jobs else 0)
 
 
-async def run_jobs(
-    argv: list[str],
-    tenants: list[Tenant],
-    jobs: int,
-    *,
-    concurrency: int,
-    per_host: int | None,
-    report: FanoutReport,
-    on_event: Callable[[TenantEvent], None],
-    quiet_signals: bool = False,
-) -> int | None:
-    """Migrate ``tenants`` with ``jobs`` worker processes; fill ``report``; return the first stop signal.
+class Workers:
+    """The worker processes of one ``--jobs`` run.
 
-    Each worker gets every ``jobs``-th tenant (the split stays balanced for
-    any set) and its share of ``concurrency`` and ``per_host`` (``jobs``
-    is at most either: see :func:`workers`).
+    Started before the parent reads its tenant source, so their start-up
+    (imports, configuration) overlaps the parent's; each waits on stdin for
+    its part. :meth:`run` hands the parts out and reads the results back;
+    :meth:`abort` ends workers that never got one (the parent failed first).
     """
-    from ..tenants import TenantEvent, merge_reports
 
-    started, clock = datetime.now(timezone.utc), time.monotonic()
-    parts = [tenants[i::jobs] for i in range(jobs)]
-    total = len(tenants)
-    results: dict[str, TenantResult] = {}
-    reports: list[FanoutReport] = []
-    exits: list[tuple[int, list[Tenant]]] = []
-    processes: list[Process] = []
+    def __init__(self, argv: list[str], count: int, *, concurrency: int, per_host: int | None) -> None:
+        self.argv = argv
+        self.count = count
+        self.concurrency = concurrency
+        self.per_host = per_host
+        self.processes: list[Process] = []
 
-    def on_result(result: TenantResult) -> None:
-        results[result.name] = result
-        on_event(TenantEvent("finished", result.name, result, total=total))
+    async def start(self) -> None:
+        """Start the workers, each with its share of ``concurrency`` and ``per_host``."""
+        for index in range(self.count):
+            command = worker_command(self.argv, _share(self.concurrency, self.count, index) or 1,
+                                     _share(self.per_host, self.count, index))
+            # A session of its own: a terminal's Ctrl-C reaches the parent only, which forwards it once.
+            self.processes.append(await anyio.open_process(
+                command, stdin=-1, stdout=-1, stderr=None, start_new_session=True
+            ))
 
-    def on_signal(signum: int) -> None:
-        if not quiet_signals:
-            first = len(watch.received) == 1
-            click.echo(f"{signal_name(signum)}: " + (
-                "stopping; no new tenants start, in-flight ones finish (send it again to cancel them)."
-                if first else "again: cancelling in-flight tenants (they roll back)."), err=True)
-        for process in processes:
-            if process.returncode is None:
-                process.send_signal(signal.Signals(signum))
+    async def abort(self) -> None:
+        """Stop the workers at once: none has been given a tenant."""
+        with anyio.CancelScope(shield=True):
+            for process in self.processes:
+                if process.returncode is None:
+                    process.kill()
+                await process.aclose()
 
-    async def work(index: int, part: list[Tenant]) -> None:
-        command = worker_command(argv, _share(concurrency, jobs, index) or 1, _share(per_host, jobs, index))
-        # A session of its own: a terminal's Ctrl-C reaches the parent only, which forwards it once.
-        process = await anyio.open_process(command, stdin=-1, stdout=-1, stderr=None, start_new_session=True)
-        processes.append(process)
-        async with process:
-            assert process.stdin is not None
-            listing = [{"name": t.name, "url": t.url, "schema": t.schema} for t in part]
-            await process.stdin.send(json.dumps(listing).encode("utf-8"))
-            await process.stdin.aclose()
-            await _read(process, on_result, reports)
-            exits.append((await process.wait(), part))
+    async def run(
+        self,
+        tenants: list[Tenant],
+        *,
+        report: FanoutReport,
+        on_event: Callable[[TenantEvent], None],
+        quiet_signals: bool = False,
+    ) -> int | None:
+        """Migrate ``tenants`` with the workers; fill ``report``; return the first stop signal.
 
-    with StopSignals(on_signal) as watch:
-        async with anyio.create_task_group() as group:
-            for index, part in enumerate(parts):
-                group.start_soon(work, index, part)
-    _fill(report, reports, results, exits, tenants, merge_reports)
-    report.started_at = started.isoformat(timespec="seconds")
-    report.seconds = time.monotonic() - clock
-    return watch.first
+        Each worker gets every ``count``-th tenant (the split stays balanced
+        for any set; with fewer tenants than workers, some get none).
+        """
+        from ..tenants import TenantEvent, merge_reports
+
+        started, clock = datetime.now(timezone.utc), time.monotonic()
+        parts = [tenants[i::self.count] for i in range(self.count)]
+        total = len(tenants)
+        results: dict[str, TenantResult] = {}
+        reports: list[FanoutReport] = []
+        exits: list[tuple[int, list[Tenant]]] = []
+
+        def on_result(result: TenantResult) -> None:
+            results[result.name] = result
+            on_event(TenantEvent("finished", result.name, result, total=total))
+
+        def on_signal(signum: int) -> None:
+            if not quiet_signals:
+                first = len(watch.received) == 1
+                click.echo(f"{signal_name(signum)}: " + (
+                    "stopping; no new tenants start, in-flight ones finish (send it again to cancel them)."
+                    if first else "again: cancelling in-flight tenants (they roll back)."), err=True)
+            for process in self.processes:
+                if process.returncode is None:
+                    process.send_signal(signal.Signals(signum))
+
+        async def work(process: Process, part: list[Tenant]) -> None:
+            async with process:
+                assert process.stdin is not None
+                listing = [{"name": t.name, "url": t.url, "schema": t.schema} for t in part]
+                try:
+                    await process.stdin.send(json.dumps(listing).encode("utf-8"))
+                    await process.stdin.aclose()
+                except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+                    pass  # it died before reading: its tenants are reported below
+                await _read(process, on_result, reports)
+                exits.append((await process.wait(), part))
+
+        with StopSignals(on_signal) as watch:
+            async with anyio.create_task_group() as group:
+                for process, part in zip(self.processes, parts, strict=True):
+                    group.start_soon(work, process, part)
+        _fill(report, reports, results, exits, tenants, merge_reports)
+        report.started_at = started.isoformat(timespec="seconds")
+        report.seconds = time.monotonic() - clock
+        return watch.first
 
 
 async def _read(process: Process, on_result: Callable[[TenantResult], None],

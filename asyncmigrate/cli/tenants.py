@@ -419,17 +419,27 @@ async def run_fanout(
 ) -> tuple[FanoutReport, int | None]:
     """Run one command across the selected tenants, rendering progress; return the report and stop signal."""
     from ..tenants import FanoutReport, migrate_tenants, select_tenants
-    from .jobs import check_jobs, emit, run_jobs, workers
+    from .jobs import Workers, check_jobs, emit, workers
 
     shard = _parse_shard(options.shard)
     max_failures = _parse_max_failures(options.max_failures)
     check_jobs(options.jobs, fail_fast=options.fail_fast, max_failures=options.max_failures,
                canary=options.canary)
-    # The shard is cut from the whole source, then narrowed to an earlier report's
-    # failures: a re-run of shard I covers exactly shard I's failed tenants.
-    selection = await select_tenants(await _load_tenants(config, options), shard)
-    tenants = _rerun_filter(selection.tenants, options)
     worker = options.jobs_worker
+    pool: Workers | None = None
+    count = workers(options.jobs or 1, options.concurrency, options.per_host)
+    if count > 1 and not worker:  # started first: their start-up overlaps reading the source
+        pool = Workers(list(options.argv), count, concurrency=options.concurrency, per_host=options.per_host)
+        await pool.start()
+    try:
+        # The shard is cut from the whole source, then narrowed to an earlier report's
+        # failures: a re-run of shard I covers exactly shard I's failed tenants.
+        selection = await select_tenants(await _load_tenants(config, options), shard)
+        tenants = _rerun_filter(selection.tenants, options)
+    except BaseException:
+        if pool is not None:
+            await pool.abort()
+        raise
     live = options.progress if options.progress is not None else sys.stderr.isatty()
     progress = _Progress(len(tenants), live and not as_json and not worker, quiet or as_json or worker)
     on_event: Callable[[TenantEvent], None] = progress
@@ -442,7 +452,6 @@ async def run_fanout(
     report = FanoutReport(operation, None)
     if selection.empty_shard:
         click.echo(f"warning: {selection.describe_empty()}", err=True)
-    jobs = workers(options.jobs or 1, len(tenants), options.concurrency, options.per_host)
 
     async def run(stop: anyio.Event) -> FanoutReport:
         with progress:
@@ -465,11 +474,10 @@ async def run_fanout(
                 **env,
             )
 
-    if jobs > 1 and not worker:
+    if pool is not None:
         report.target = None if target is None else str(target)
         with progress:
-            signum = await run_jobs(list(options.argv), tenants, jobs, concurrency=options.concurrency,
-                                    per_host=options.per_host, report=report, on_event=progress)
+            signum = await pool.run(tenants, report=report, on_event=progress)
         if report_path is not None:
             report.write(report_path)
     else:
