@@ -27,6 +27,10 @@ sqlalchemy.url = ${"${DATABASE_URL:-sqlite+aiosqlite:///%(here)s/app.db}"}
 # how long, by whom, outcome) in this table beside the version table.
 # `asyncmigrate log` shows it; `asyncmigrate validate` checks the files against it.
 history_table = asyncmigrate_history
+# Schema-per-tenant fleet: one history table for the whole database, in this
+# schema, each row naming its tenant's schema (one CREATE TABLE per database,
+# not one per tenant schema). Unset: a table beside each tenant's version table.
+# history_table_schema = public
 
 # Zero-downtime guard: how long one statement of a step may wait for a table
 # lock (PostgreSQL lock_timeout; MySQL/MariaDB lock_wait_timeout). A step that
