@@ -647,6 +647,8 @@ def log_cmd(state: State, /, revision: str | None, as_json: bool, **tenants: Any
     """Show the database's applied record: every step from its history table, oldest first."""
     config = state.config()
     options = options_from(tenants)
+    if options.jobs is not None and options.jobs > 1:
+        fail("--jobs splits a fan-out between processes; log reads the records in one (drop --jobs)")
     if not options.active:
         if revision:
             fail("--revision selects rows across tenants; give a tenant source")

@@ -175,3 +175,14 @@ def test_options_that_count_failures_across_the_fleet_are_refused(tmp_path: Path
     ]
     assert not any((tmp_path / "db").iterdir())  # nothing ran
     assert time.monotonic() - started < 60
+
+
+def test_log_says_it_does_not_split(tmp_path: Path) -> None:
+    make_project(tmp_path, REVS)
+    sqlite_fleet(tmp_path, ["a", "b"])
+    run = cli(tmp_path, "log", "--tenants", "tenants.toml", "--jobs", "2")
+    _, err = run.communicate(timeout=60)
+    assert run.returncode == 1
+    assert err.strip().splitlines() == [
+        "ERROR: --jobs splits a fan-out between processes; log reads the records in one (drop --jobs)"
+    ]
