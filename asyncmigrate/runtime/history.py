@@ -318,7 +318,8 @@ class HistoryTable:
                 except DBAPIError as exc:
                     savepoint.rollback()
                     code = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
-                    if code not in ("23505", "42P07"):  # unique_violation, duplicate_table
+                    # unique_violation (a catalog row), duplicate_table, duplicate_object (its row type)
+                    if code not in ("23505", "42P07", "42710"):
                         raise
                     log.debug("%s was created by a concurrent run meanwhile", self.name)
                 else:

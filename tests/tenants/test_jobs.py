@@ -104,7 +104,7 @@ async def test_every_tenant_of_a_postgresql_fleet_is_migrated_by_the_workers(
     )
     run = cli(tmp_path, "upgrade", "head", "--tenants", "tenants.toml", "--jobs", "2", "--json")
     out, err = run.communicate(timeout=120)
-    assert run.returncode == 0, err
+    assert run.returncode == 0, out + err
     report = json.loads(out[out.index("{"):])  # --json: the merged report (after what revisions printed)
     assert report["counts"]["ok"] == 9
     for name in names:
