@@ -16,7 +16,7 @@ from pathlib import Path
 
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import URL
-from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
 from ..project import Rev
@@ -116,8 +116,11 @@ async def server_busy(url: URL) -> list[str]:
         await admin.dispose()
 
 
-async def lock_is_free(url: URL) -> bool:
-    """Whether another session could take the default migration lock right now (and gives it back)."""
+async def lock_is_free(url: URL, engine: AsyncEngine | None = None) -> bool:
+    """Whether another session could take the default migration lock right now (and gives it back).
+
+    :param engine: probe through this engine (a pooled one makes repeated probes quick).
+    """
     backend = url.get_backend_name()
     if backend == "sqlite":
         path = Path(f"{Path(url.database or '').resolve()}.asyncmigrate-lock")
@@ -130,7 +133,8 @@ async def lock_is_free(url: URL) -> bool:
                 return False
             fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
             return True
-    engine = create_async_engine(url, poolclass=NullPool)
+    own = engine is None
+    engine = create_async_engine(url, poolclass=NullPool) if engine is None else engine
     try:
         async with engine.connect() as conn:
             if backend == "postgresql":
@@ -144,7 +148,8 @@ async def lock_is_free(url: URL) -> bool:
             name = "asyncmigrate:" + hashlib.sha1(f"{database}//alembic_version".encode()).hexdigest()[:40]
             return bool((await conn.execute(text("SELECT IS_FREE_LOCK(:n)"), {"n": name})).scalar())
     finally:
-        await engine.dispose()
+        if own:
+            await engine.dispose()
 
 
 async def settled(url: URL, within: float = 8.0) -> None:

@@ -147,8 +147,15 @@ async def test_a_killed_command_line_run_leaves_nothing_behind(tmp_path: Path, a
 async def _until_a_step_runs(url: URL, process: subprocess.Popen[bytes]) -> None:
     """Wait until the command line run holds the migration lock (the interpreter starts first)."""
     deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and process.poll() is None:
-        if not await lock_is_free(url):
-            return
-        await asyncio.sleep(0.05)
+    # One pooled engine: a probe is one query, not a new connection (slow on a loaded machine,
+    # where probes a connection apart could miss the whole run).
+    engine = create_async_engine(url) if url.get_backend_name() != "sqlite" else None
+    try:
+        while time.monotonic() < deadline and process.poll() is None:
+            if not await lock_is_free(url, engine):
+                return
+            await asyncio.sleep(0.02)
+    finally:
+        if engine is not None:
+            await engine.dispose()
     raise AssertionError("the run never took the migration lock")
