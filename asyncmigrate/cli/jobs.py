@@ -16,7 +16,8 @@ order the source listed them), and forwards SIGINT/SIGTERM to the
 workers, which stop the way a single process does: the first signal
 starts no more tenants, the second cancels those in flight. A worker that
 dies without reporting leaves its unreported tenants ``failed`` with the
-reason, never missing.
+reason, never missing; a worker whose parent was killed stops as on
+SIGTERM when its next result finds nobody reading.
 
 Options that need one count of failures across the fleet (``--fail-fast``,
 ``--max-failures``, ``--canary``) cannot be split this way and are refused.
@@ -25,6 +26,7 @@ Options that need one count of failures across the fleet (``--fail-fast``,
 from __future__ import annotations
 
 import json
+import os
 import signal
 import sys
 import time
@@ -99,9 +101,26 @@ def worker_command(argv: list[str], concurrency: int, per_host: int | None) -> l
 
 
 def emit(kind: str, data: dict[str, Any]) -> None:
-    """Write one protocol line (a worker's result or report) to stdout, at once."""
-    sys.stdout.write(MARK + json.dumps({kind: data}) + "\n")
-    sys.stdout.flush()
+    """Write one protocol line (a worker's result or report) to stdout, at once.
+
+    When nobody reads any more (the parent was killed), the worker stops as
+    on SIGTERM: no new tenant starts, the ones in flight finish.
+    """
+    global _orphaned
+    if _orphaned:
+        return
+    try:
+        sys.stdout.write(MARK + json.dumps({kind: data}) + "\n")
+        sys.stdout.flush()
+    except OSError:  # the pipe to the parent is broken
+        _orphaned = True
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # what is still buffered goes nowhere, quietly
+        os.close(devnull)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+_orphaned = False
 
 
 def read_tenants(text: str) -> list[Tenant]:

@@ -186,3 +186,40 @@ def test_log_says_it_does_not_split(tmp_path: Path) -> None:
     assert err.strip().splitlines() == [
         "ERROR: --jobs splits a fan-out between processes; log reads the records in one (drop --jobs)"
     ]
+
+
+def _workers_in(root: Path) -> list[int]:
+    """The asyncmigrate worker processes running in ``root`` (from /proc)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if Path(os.readlink(entry / "cwd")) == root and b"--jobs-worker" in (entry / "cmdline").read_bytes():
+                found.append(int(entry.name))
+        except OSError:
+            continue
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/cwd").exists(), reason="needs /proc to find the workers")
+async def test_workers_of_a_killed_parent_stop_and_leave_every_tenant_consistent(tmp_path: Path) -> None:
+    make_project(tmp_path, REVS)
+    names = [f"n{i}" for i in range(20)]
+    sqlite_fleet(tmp_path, names)
+    run = cli(tmp_path, "upgrade", "head", "--tenants", "tenants.toml", "--jobs", "2", "--concurrency", "2",
+              "--no-progress", env={"JOBS_TEST_DELAY": "0.3"})
+    assert run.stderr is not None
+    assert run.stderr.readline().startswith("[1/20]")
+    run.kill()  # SIGKILL: the parent cannot tell its workers anything
+    run.wait(timeout=30)
+    assert _workers_in(tmp_path)  # orphaned, still running
+    deadline = time.monotonic() + 30
+    while _workers_in(tmp_path) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _workers_in(tmp_path) == []  # they noticed at their next result and stopped starting tenants
+    _, err = run.communicate(timeout=30)  # the workers held the parent's stderr: what they said
+    assert "Traceback" not in err and "BrokenPipe" not in err, err
+    states = [(await state_of(f"sqlite+aiosqlite:///{tmp_path}/db/{n}.db"))[1] for n in names]
+    assert all(state in ([], ["j2"]) for state in states), states  # each all or nothing
+    assert [] in states  # the rest never started
