@@ -114,3 +114,44 @@ async def test_the_callers_own_transactions_still_commit_and_roll_back(
     assert ("commit", True) in calls  # the caller's, after the upgrade
     assert ("rollback", True) in calls
     assert idle_ends(calls) == []
+
+
+async def test_a_callers_connection_does_not_gather_a_listener_per_run(tmp_path: Path, sqlite_db: URL) -> None:
+    """Each run's driver watches the caller's connection; many runs leave one watcher, not many."""
+    config = make_project(tmp_path, REVISIONS[:1], url=sqlite_db)
+    engine = create_async_engine(sqlite_db)
+    try:
+        async with engine.connect() as connection:
+            config.attributes["connection"] = connection
+            for _ in range(10):
+                await command.upgrade(config, "head")
+                await command.downgrade(config, "base")
+            watchers = len(connection.sync_connection.dispatch.before_cursor_execute)  # type: ignore[union-attr]
+            # The watcher still does its work: a revision's DDL and its own query share one transaction.
+            await command.upgrade(config, "head")
+    finally:
+        await engine.dispose()
+    assert watchers <= 1
+    assert await tables_and_versions(sqlite_db) == ({"t1"}, {"a1"})
+
+
+async def test_ddl_sent_through_sqlalchemy_first_is_still_in_the_steps_transaction(
+    tmp_path: Path, sqlite_db: URL
+) -> None:
+    """sqlite3 would commit DDL before its first DML on its own: the step's BEGIN goes first, even then."""
+    revisions = [REVISIONS[0], Rev("b2", "a1", "\n".join([
+        'op.get_bind().execute(sa.text("CREATE TABLE early (id INTEGER)"))',  # SQLAlchemy's path, first
+        "op.execute('SELECT * FROM nowhere')",
+    ]))]
+    config = make_project(tmp_path, revisions, url=sqlite_db)
+    engine = create_async_engine(sqlite_db)
+    try:
+        async with engine.connect() as connection:
+            config.attributes["connection"] = connection
+            await command.upgrade(config, "a1")  # the version table exists: b2's statement opens its run
+            for _ in range(3):  # the newest run's driver is the one watching the connection
+                with pytest.raises(MigrationError):
+                    await command.upgrade(config, "head")
+    finally:
+        await engine.dispose()
+    assert await tables_and_versions(sqlite_db) == ({"t1"}, {"a1"})

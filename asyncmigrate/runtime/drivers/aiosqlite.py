@@ -17,6 +17,7 @@ and ``rollback()`` return at once when ``sqlite3`` has no transaction open
 from __future__ import annotations
 
 import sqlite3
+import weakref
 from typing import Any
 
 from sqlalchemy import event
@@ -43,7 +44,11 @@ class AiosqliteDriver(Driver):
         super().__init__(connection)
         self._worker: Any = connection.connection.driver_connection  # the aiosqlite.Connection
         self._begin_due = False
-        event.listen(connection, "before_cursor_execute", self._before_execute)
+        # One listener per connection, calling its newest driver: a caller's connection
+        # used for many runs does not gather a listener per run.
+        _WATCHING[connection] = weakref.ref(self)
+        if not event.contains(connection, "before_cursor_execute", _before_execute):
+            event.listen(connection, "before_cursor_execute", _before_execute)
         _skip_idle_calls(connection.connection.dbapi_connection)
 
     @classmethod
@@ -62,8 +67,9 @@ class AiosqliteDriver(Driver):
 
     def close(self) -> None:
         """Stop watching the connection (sending a due ``BEGIN`` first is not needed: nothing ran)."""
-        if event.contains(self.connection, "before_cursor_execute", self._before_execute):
-            event.remove(self.connection, "before_cursor_execute", self._before_execute)
+        ref = _WATCHING.get(self.connection)
+        if ref is not None and ref() is self:
+            del _WATCHING[self.connection]
 
     def begin(self) -> None:
         """Open the transaction for real before the next statement, DDL included.
@@ -79,8 +85,9 @@ class AiosqliteDriver(Driver):
         conn: sqlite3.Connection = self._worker._conn
         return conn
 
-    def _before_execute(self, *args: Any) -> None:
-        if self._begin_due:  # SQLAlchemy is about to run a statement of its own: BEGIN first
+    def before_execute(self) -> None:
+        """SQLAlchemy is about to run a statement of its own: send a due ``BEGIN`` first."""
+        if self._begin_due:
             self._begin_due = False
             self._hand_off(lambda raw: raw.execute("BEGIN"), "BEGIN")
 
@@ -151,6 +158,19 @@ class AiosqliteDriver(Driver):
     def interrupt(self) -> None:
         # sqlite3's interrupt() may be called from any thread; the running statement stops.
         self._sqlite.interrupt()
+
+
+#: The driver of each connection's newest run (weakly: the run's context holds it).
+_WATCHING: weakref.WeakKeyDictionary[Connection, weakref.ReferenceType[AiosqliteDriver]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _before_execute(connection: Connection, *args: Any) -> None:
+    ref = _WATCHING.get(connection)
+    driver = ref() if ref is not None else None
+    if driver is not None:
+        driver.before_execute()
 
 
 _IDLE_SKIPPING: dict[type, type] = {}
