@@ -244,3 +244,27 @@ async def test_validate_across_schema_tenants_is_a_fan_out(tmp_path: Path, pg_db
     repaired = await migrate_tenants(config, tenants, operation="validate", target=None, repair=True)
     assert repaired.counts["ok"] == 5, repaired.failed
     assert sum(1 for r in repaired.results if r.details) == 4
+
+
+def test_cli_log_across_tenants_takes_a_shard_and_refuses_what_cannot_apply(tmp_path: Path) -> None:
+    make_project(tmp_path, REVS, ini_extra=HISTORY)
+    dbs = tmp_path / "dbs"
+    dbs.mkdir()
+    for name in ("t1", "t2", "t3", "t4", "t5"):
+        (dbs / f"{name}.db").touch()
+    glob = str(dbs / "*.db")
+    assert cli_run(tmp_path, "upgrade", "head", "--sqlite-glob", glob)[0] == 0
+    seen = []
+    for index in range(2):
+        code, out, err = cli_run(tmp_path, "log", "--sqlite-glob", glob, "--shard", f"{index}/2", "--json")
+        assert code == 0, err
+        seen.append(sorted(d["tenant"] for d in json.loads(out)))
+    assert sorted(len(names) for names in seen) == [2, 3]  # balanced
+    assert sorted(seen[0] + seen[1]) == ["t1", "t2", "t3", "t4", "t5"]  # each tenant in one shard
+    code, out, err = cli_run(tmp_path, "log", "--sqlite-glob", glob, "--timeout", "5", "--report", "r.json")
+    assert code == 1
+    assert err.strip().splitlines() == [
+        "ERROR: log reads the applied records; --timeout, --report cannot apply to it "
+        "(it takes a tenant source, --shard and --concurrency)"
+    ]
+    assert not (tmp_path / "r.json").exists()

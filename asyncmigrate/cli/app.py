@@ -647,8 +647,10 @@ def log_cmd(state: State, /, revision: str | None, as_json: bool, **tenants: Any
     """Show the database's applied record: every step from its history table, oldest first."""
     config = state.config()
     options = options_from(tenants)
-    if options.jobs is not None and options.jobs > 1:
-        fail("--jobs splits a fan-out between processes; log reads the records in one (drop --jobs)")
+    ignored = [name for name in options.fleet_only if name != "--shard"]
+    if ignored:  # log reads records: nothing to bound, retry, report or split
+        fail(f"log reads the applied records; {', '.join(ignored)} cannot apply to it "
+             "(it takes a tenant source, --shard and --concurrency)")
     if not options.active:
         if revision:
             fail("--revision selects rows across tenants; give a tenant source")

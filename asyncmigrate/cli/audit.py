@@ -16,7 +16,7 @@ import anyio
 
 from .. import command
 from ..exceptions import AsyncMigrateError
-from .tenants import TenantOptions, _load_tenants
+from .tenants import TenantOptions, _load_tenants, _parse_shard
 
 if TYPE_CHECKING:
     from ..audit import AppliedRecord
@@ -40,7 +40,10 @@ class TenantOutcome(Generic[T]):
 async def _across(
     config: Config, options: TenantOptions, fn: Callable[[Config, dict[str, Any]], Awaitable[T]]
 ) -> list[TenantOutcome[T]]:
-    tenants = await _load_tenants(config, options)
+    from ..tenants import select_tenants
+
+    selection = await select_tenants(await _load_tenants(config, options), _parse_shard(options.shard))
+    tenants = selection.tenants
     script = await command._script_directory(config)
     limiter = anyio.CapacityLimiter(options.concurrency)
     outcomes: dict[int, TenantOutcome[T]] = {}

@@ -184,7 +184,8 @@ def test_log_says_it_does_not_split(tmp_path: Path) -> None:
     _, err = run.communicate(timeout=60)
     assert run.returncode == 1
     assert err.strip().splitlines() == [
-        "ERROR: --jobs splits a fan-out between processes; log reads the records in one (drop --jobs)"
+        "ERROR: log reads the applied records; --jobs cannot apply to it (it takes a tenant source, "
+        "--shard and --concurrency)"
     ]
 
 
