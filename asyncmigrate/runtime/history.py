@@ -296,37 +296,45 @@ class HistoryTable:
         return bool(inspect(connection).has_table(self.name, schema))
 
     def ensure_shared(self, connection: Connection, driver: Driver | None = None) -> None:
-        """Create the shared table unless it exists; known tables cost nothing (once per engine).
+        """Create the shared table unless it exists; a table known to exist costs nothing (per engine).
 
         A concurrent first run creating it at the same time makes PostgreSQL
         wait for that run's transaction, then refuse the duplicate: the
         attempt is taken back to a savepoint and the table used as it is.
+        The table is remembered only once it is known to be there for every
+        session: found by a catalog query (committed), or created by MySQL's
+        self-committing DDL -- a table this run created in its open
+        transaction may still be rolled back, and is invisible to the others.
         """
         seen = _SHARED_SEEN.setdefault(connection.engine, set())
         key = (translated_schema(connection, self.schema), self.name)
         if key in seen:
             return
-        if connection.dialect.name != "postgresql":
+        dialect = connection.dialect.name
+        if dialect != "postgresql":
             # MySQL/MariaDB's metadata locks and SQLite's database lock serialise CREATE TABLE
             # IF NOT EXISTS; a catalog query first would only race with it (MariaDB error 1684).
             self.create(connection, driver)
-        elif not self.exists(connection):
-            if connection.in_transaction():
-                savepoint = connection.begin_nested()
-                try:
-                    connection.execute(self.create_construct())
-                except DBAPIError as exc:
-                    savepoint.rollback()
-                    code = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
-                    # unique_violation (a catalog row), duplicate_table, duplicate_object (its row type)
-                    if code not in ("23505", "42P07", "42710"):
-                        raise
-                    log.debug("%s was created by a concurrent run meanwhile", self.name)
-                else:
-                    savepoint.commit()
+            if dialect in ("mysql", "mariadb"):
+                seen.add(key)
+            return
+        if self.exists(connection):
+            seen.add(key)
+        elif connection.in_transaction():
+            savepoint = connection.begin_nested()
+            try:
+                connection.execute(self.create_construct())
+            except DBAPIError as exc:
+                savepoint.rollback()
+                code = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
+                # unique_violation (a catalog row), duplicate_table, duplicate_object (its row type)
+                if code not in ("23505", "42P07", "42710"):
+                    raise
+                log.debug("%s was created by a concurrent run meanwhile", self.name)
             else:
-                self.create(connection, driver)
-        seen.add(key)
+                savepoint.commit()
+        else:
+            self.create(connection, driver)
 
     def has_rows(self, connection: Connection) -> bool:
         """Whether the table holds any row of this table's version table (one query)."""

@@ -122,7 +122,8 @@ async def test_each_schema_taken_over_gets_its_own_baseline(tmp_path: Path, serv
 async def test_validate_finds_drift_per_schema(tmp_path: Path, server_db: URL) -> None:
     config = project(tmp_path, server_db)
     tenants = fleet(server_db, 3)
-    assert (await migrate_tenants(config, tenants, "b2", concurrency=4)).counts["ok"] == len(tenants)
+    first = await migrate_tenants(config, tenants, "b2", concurrency=4)
+    assert first.counts["ok"] == len(tenants), [r.error for r in first.failed]
     assert (await migrate_tenants(config, tenants[:1], "head")).counts["ok"] == 1
     c3 = next((tmp_path / "migrations" / "versions").glob("c3_*.py"))
     c3.write_text(c3.read_text() + "\n# edited after it was applied\n")
@@ -130,3 +131,31 @@ async def test_validate_finds_drift_per_schema(tmp_path: Path, server_db: URL) -
     # Only s0 applied c3: the others' records (in the same table) have nothing to compare.
     assert [r.name for r in report.failed] == ["s0"]
     assert report.counts["ok"] == len(tenants) - 1
+
+
+async def test_a_table_created_in_a_transaction_still_open_is_not_taken_for_granted(
+    tmp_path: Path, pg_db: URL
+) -> None:
+    """Tenant A creates the shared table and keeps its transaction open; B, on the same engine, starts then.
+
+    B must not skip the table because A's run created it: A's table is not
+    committed yet (invisible to B, and A may still roll back). B waits for A
+    and uses the table once A commits.
+    """
+    env = (Path(__file__).parents[2] / "templates" / "async" / "env.py").read_text(encoding="utf-8").replace(
+        "    with context.begin_transaction():\n        context.run_migrations()\n\n\nasync def",
+        "    if context.tenant.name == 'B':  # start once A holds its transaction (a server-side wait)\n"
+        "        connection.exec_driver_sql('SELECT pg_sleep(0.5)')\n"
+        "        connection.commit()\n"
+        "    with context.begin_transaction():\n        context.run_migrations()\n\n\nasync def",
+    )
+    assert "pg_sleep(0.5)" in env
+    revs = [Rev("a1", None, "from asyncmigrate import context\n"
+                            "if context.tenant.name == 'A':\n    op.execute('SELECT pg_sleep(1.5)')")]
+    config = make_project(tmp_path, revs, url=pg_db, env_py=env,
+                          ini_extra="history_table = asyncmigrate_history\nhistory_table_schema = public")
+    tenants = [Tenant("A", pg_db.render_as_string(hide_password=False), "sa"),
+               Tenant("B", pg_db.render_as_string(hide_password=False), "sb")]
+    report = await migrate_tenants(config, tenants, "head", concurrency=2)
+    assert report.counts["ok"] == 2, [r.error for r in report.failed]
+    assert sorted(row[:2] for row in await shared_rows(pg_db)) == [("sa", "a1"), ("sb", "a1")]
