@@ -65,7 +65,7 @@ async def table_names(url: URL, schema: str) -> set[str]:
 
 def fleet(url: URL, count: int) -> list[Tenant]:
     shared = url.render_as_string(hide_password=False)
-    tenants = [Tenant(f"s{i}", shared, f"{url.database}_h{i}") for i in range(count)]
+    tenants = [Tenant(f"s{i}", shared, f"{url.database}_s{i}") for i in range(count)]  # dropped with it
     return [*tenants, Tenant("plain", shared)]  # the URL's own schema, beside the schema tenants
 
 
