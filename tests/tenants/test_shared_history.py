@@ -159,3 +159,17 @@ async def test_a_table_created_in_a_transaction_still_open_is_not_taken_for_gran
     report = await migrate_tenants(config, tenants, "head", concurrency=2)
     assert report.counts["ok"] == 2, [r.error for r in report.failed]
     assert sorted(row[:2] for row in await shared_rows(pg_db)) == [("sa", "a1"), ("sb", "a1")]
+
+
+async def test_failing_first_runs_still_record_their_failures(tmp_path: Path, server_db: URL) -> None:
+    """The table created in a first run's transaction is rolled back with it; the failure row still lands."""
+    config = make_project(tmp_path, [Rev("a1", None, "op.execute('SELECT * FROM nowhere')")], url=server_db,
+                          ini_extra=f"history_table = asyncmigrate_history\n"
+                                    f"history_table_schema = {main_schema(server_db)}")
+    tenants = fleet(server_db, 3)
+    report = await migrate_tenants(config, tenants, "head", concurrency=4)
+    assert report.counts["failed"] == len(tenants)
+    rows = await shared_rows(server_db)
+    assert sorted(rows) == sorted(
+        (t.schema or main_schema(server_db), "a1", "migration", "failed") for t in tenants
+    )
