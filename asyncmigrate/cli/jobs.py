@@ -45,7 +45,7 @@ from ..signals import StopSignals, signal_name
 if TYPE_CHECKING:
     from ..tenants import FanoutReport, Tenant, TenantEvent, TenantResult
 
-__all__ = ["MARK", "WORKER_FLAG", "Workers", "check_jobs", "emit", "worker_command", "workers"]
+__all__ = ["MARK", "WORKER_FLAG", "Channel", "Workers", "check_jobs", "worker_command", "workers"]
 
 #: The hidden option that makes a process a worker of a ``--jobs`` run.
 WORKER_FLAG = "--jobs-worker"
@@ -100,27 +100,30 @@ def worker_command(argv: list[str], concurrency: int, per_host: int | None) -> l
     return [sys.executable, "-m", "asyncmigrate", *kept]
 
 
-def emit(kind: str, data: dict[str, Any]) -> None:
-    """Write one protocol line (a worker's result or report) to stdout, at once.
+class Channel:
+    """A worker's line to its parent: its stdout, one marked JSON line per result and one for its report.
 
-    When nobody reads any more (the parent was killed), the worker stops as
-    on SIGTERM: no new tenant starts, the ones in flight finish.
+    Owns whether the parent still reads. When a write finds the pipe broken
+    (the parent was killed), the worker stops as on SIGTERM -- no new tenant
+    starts, the ones in flight finish -- and writes nothing more.
     """
-    global _orphaned
-    if _orphaned:
-        return
-    try:
-        sys.stdout.write(MARK + json.dumps({kind: data}) + "\n")
-        sys.stdout.flush()
-    except OSError:  # the pipe to the parent is broken
-        _orphaned = True
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())  # what is still buffered goes nowhere, quietly
-        os.close(devnull)
-        os.kill(os.getpid(), signal.SIGTERM)
 
+    def __init__(self) -> None:
+        self.orphaned = False
 
-_orphaned = False
+    def send(self, kind: str, data: dict[str, Any]) -> None:
+        """Write one line at once (``kind`` is ``result`` or ``report``)."""
+        if self.orphaned:
+            return
+        try:
+            sys.stdout.write(MARK + json.dumps({kind: data}) + "\n")
+            sys.stdout.flush()
+        except OSError:  # the pipe to the parent is broken
+            self.orphaned = True
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())  # what is still buffered goes nowhere, quietly
+            os.close(devnull)
+            os.kill(os.getpid(), signal.SIGTERM)
 
 
 def read_tenants(text: str) -> list[Tenant]:

@@ -419,7 +419,7 @@ async def run_fanout(
 ) -> tuple[FanoutReport, int | None]:
     """Run one command across the selected tenants, rendering progress; return the report and stop signal."""
     from ..tenants import FanoutReport, migrate_tenants, select_tenants
-    from .jobs import Workers, check_jobs, emit, workers
+    from .jobs import Channel, Workers, check_jobs, workers
 
     shard = _parse_shard(options.shard)
     max_failures = _parse_max_failures(options.max_failures)
@@ -443,10 +443,11 @@ async def run_fanout(
     live = options.progress if options.progress is not None else sys.stderr.isatty()
     progress = _Progress(len(tenants), live and not as_json and not worker, quiet or as_json or worker)
     on_event: Callable[[TenantEvent], None] = progress
-    if worker:  # each finished tenant goes to the parent at once
+    channel = Channel() if worker else None
+    if channel is not None:  # each finished tenant goes to the parent at once
         def on_event(event: TenantEvent) -> None:
             if event.kind == "finished" and event.result is not None:
-                emit("result", event.result.to_dict())
+                channel.send("result", event.result.to_dict())
 
     report_path = None if worker else options.report
     report = FanoutReport(operation, None)
@@ -483,8 +484,8 @@ async def run_fanout(
     else:
         # Cancelled (a second Ctrl-C) or not, ``report`` holds every tenant's outcome.
         _, signum = await _run_with_signals(run, quiet=worker)
-    if worker:
-        emit("report", report.to_dict())
+    if channel is not None:
+        channel.send("report", report.to_dict())
         return report, signum
     if shard is not None:
         report.shards = [f"{shard[0]}/{shard[1]}"]

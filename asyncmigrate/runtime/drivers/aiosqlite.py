@@ -44,9 +44,9 @@ class AiosqliteDriver(Driver):
         super().__init__(connection)
         self._worker: Any = connection.connection.driver_connection  # the aiosqlite.Connection
         self._begin_due = False
-        # One listener per connection, calling its newest driver: a caller's connection
-        # used for many runs does not gather a listener per run.
-        _WATCHING[connection] = weakref.ref(self)
+        # One listener per connection, calling its newest driver (noted, weakly, in the
+        # connection's info): a caller's connection used for many runs gathers no more.
+        connection.info[_DRIVER] = weakref.ref(self)
         if not event.contains(connection, "before_cursor_execute", _before_execute):
             event.listen(connection, "before_cursor_execute", _before_execute)
         _skip_idle_calls(connection.connection.dbapi_connection)
@@ -67,9 +67,9 @@ class AiosqliteDriver(Driver):
 
     def close(self) -> None:
         """Stop watching the connection (sending a due ``BEGIN`` first is not needed: nothing ran)."""
-        ref = _WATCHING.get(self.connection)
+        ref = self.connection.info.get(_DRIVER)
         if ref is not None and ref() is self:
-            del _WATCHING[self.connection]
+            del self.connection.info[_DRIVER]
 
     def begin(self) -> None:
         """Open the transaction for real before the next statement, DDL included.
@@ -160,14 +160,13 @@ class AiosqliteDriver(Driver):
         self._sqlite.interrupt()
 
 
-#: The driver of each connection's newest run (weakly: the run's context holds it).
-_WATCHING: weakref.WeakKeyDictionary[Connection, weakref.ReferenceType[AiosqliteDriver]] = (
-    weakref.WeakKeyDictionary()
-)
+#: The key of a connection's ``info`` naming the driver of its newest run (a weak
+#: reference: the run's context holds the driver).
+_DRIVER = "asyncmigrate.aiosqlite_driver"
 
 
 def _before_execute(connection: Connection, *args: Any) -> None:
-    ref = _WATCHING.get(connection)
+    ref = connection.info.get(_DRIVER)
     driver = ref() if ref is not None else None
     if driver is not None:
         driver.before_execute()
