@@ -40,7 +40,8 @@ from anyio.abc import Process
 from anyio.streams.text import TextReceiveStream
 
 from ..exceptions import ConfigError
-from ..signals import StopSignals, signal_name
+from ..signals import StopSignals
+from .tenants import say_stop_signal
 
 if TYPE_CHECKING:
     from ..tenants import FanoutReport, Tenant, TenantEvent, TenantResult
@@ -190,14 +191,13 @@ class Workers:
         *,
         report: FanoutReport,
         on_event: Callable[[TenantEvent], None],
-        quiet_signals: bool = False,
     ) -> int | None:
         """Migrate ``tenants`` with the workers; fill ``report``; return the first stop signal.
 
         Each worker gets every ``count``-th tenant (the split stays balanced
         for any set; with fewer tenants than workers, some get none).
         """
-        from ..tenants import TenantEvent, merge_reports
+        from ..tenants import TenantEvent
 
         started, clock = datetime.now(timezone.utc), time.monotonic()
         parts = [tenants[i::self.count] for i in range(self.count)]
@@ -211,11 +211,7 @@ class Workers:
             on_event(TenantEvent("finished", result.name, result, total=total))
 
         def on_signal(signum: int) -> None:
-            if not quiet_signals:
-                first = len(watch.received) == 1
-                click.echo(f"{signal_name(signum)}: " + (
-                    "stopping; no new tenants start, in-flight ones finish (send it again to cancel them)."
-                    if first else "again: cancelling in-flight tenants (they roll back)."), err=True)
+            say_stop_signal(signum, first=len(watch.received) == 1)
             for process in self.processes:
                 if process.returncode is None:
                     process.send_signal(signal.Signals(signum))
@@ -236,7 +232,7 @@ class Workers:
             async with anyio.create_task_group() as group:
                 for process, part in zip(self.processes, parts, strict=True):
                     group.start_soon(work, process, part)
-        _fill(report, reports, results, exits, tenants, merge_reports)
+        _fill(report, reports, results, exits, tenants)
         report.started_at = started.isoformat(timespec="seconds")
         report.seconds = time.monotonic() - clock
         return watch.first
@@ -266,16 +262,15 @@ async def _read(process: Process, on_result: Callable[[TenantResult], None],
 
 
 def _fill(report: FanoutReport, reports: list[FanoutReport], results: dict[str, TenantResult],
-          exits: list[tuple[int, list[Tenant]]], tenants: list[Tenant], merge: Any) -> None:
+          exits: list[tuple[int, list[Tenant]]], tenants: list[Tenant]) -> None:
     """Put every tenant's result in ``report``, in source order; unreported tenants fail with the reason."""
-    from ..tenants import TenantResult
+    from ..tenants import TenantResult, merge_reports
 
     if reports:
-        merged = merge(reports)
+        merged = merge_reports(reports)
         results.update({r.name: r for r in merged.results})
         report.stopped = merged.stopped
         report.warnings += merged.warnings
-        report.target = merged.target
         report.concurrency = merged.concurrency
     for code, part in exits:
         for tenant in part:

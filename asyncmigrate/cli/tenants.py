@@ -375,6 +375,17 @@ def _print_summary(report: FanoutReport, operation: str) -> None:
     console.print(_cell(f"{total} {tenants} in {report.seconds:.1f}s: {line or 'none'}{stopped}"))
 
 
+def say_stop_signal(signum: int, *, first: bool) -> None:
+    """Print the one line a fan-out gives a stop signal: the first stops new tenants, the next cancels."""
+    lead = "\n" if sys.stderr.isatty() else ""  # after the terminal's ^C
+    name = signal_name(signum)
+    if first:
+        click.echo(f"{lead}{name}: stopping; no new tenants start, in-flight ones finish "
+                   "(send it again to cancel them).", err=True)
+    else:
+        click.echo(f"{lead}{name} again: cancelling in-flight tenants (they roll back).", err=True)
+
+
 async def _run_with_signals(
     run: Callable[[anyio.Event], Awaitable[T]], *, quiet: bool = False
 ) -> tuple[T | None, int | None]:
@@ -386,20 +397,16 @@ async def _run_with_signals(
     """
     stop = anyio.Event()
     result: list[T] = []
-    lead = "\n" if sys.stderr.isatty() else ""  # after the terminal's ^C
     with anyio.CancelScope() as scope:
 
         def on_signal(signum: int) -> None:
-            name = signal_name(signum)
             if not stop.is_set():
                 if not quiet:
-                    click.echo(f"{lead}{name}: stopping; no new tenants start, in-flight ones "
-                               "finish (send it again to cancel them).", err=True)
+                    say_stop_signal(signum, first=True)
                 stop.set()
             elif not scope.cancel_called:
                 if not quiet:
-                    click.echo(f"{lead}{name} again: cancelling in-flight tenants (they roll back).",
-                               err=True)
+                    say_stop_signal(signum, first=False)
                 scope.cancel()
 
         with StopSignals(on_signal) as watch:
@@ -419,6 +426,7 @@ async def run_fanout(
 ) -> tuple[FanoutReport, int | None]:
     """Run one command across the selected tenants, rendering progress; return the report and stop signal."""
     from ..tenants import FanoutReport, migrate_tenants, select_tenants
+    from ..tenants.fanout import _target_text
     from .jobs import Channel, Workers, check_jobs, workers
 
     shard = _parse_shard(options.shard)
@@ -476,7 +484,7 @@ async def run_fanout(
             )
 
     if pool is not None:
-        report.target = None if target is None else str(target)
+        report.target = _target_text(target)
         with progress:
             signum = await pool.run(tenants, report=report, on_event=progress)
         if report_path is not None:
