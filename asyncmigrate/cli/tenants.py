@@ -339,7 +339,8 @@ def _cell(text: str) -> Any:
     return Text(printable(text))
 
 
-def _print_summary(report: FanoutReport, operation: str) -> None:
+def _print_summary(report: FanoutReport, operation: str, *, quiet: bool = False) -> None:
+    """Print a fan-out's results and failures, then (unless ``quiet``) its one-line summary."""
     from rich.console import Console
     from rich.table import Table
 
@@ -365,6 +366,8 @@ def _print_summary(report: FanoutReport, operation: str) -> None:
         if len(failed) > 50:
             table.add_row("...", f"{len(failed) - 50} more in the report")
         console.print(table)
+    if quiet:
+        return
     line = ", ".join(f"{n} {status}" for status, n in counts.items() if n)
     stopped = f"; stopped early: {report.stopped}" if report.stopped else ""
     retried = [r for r in report.results if r.step_retries]
@@ -503,8 +506,8 @@ async def run_fanout(
             report.write(report_path)
     if as_json:
         click.echo(json.dumps(report.to_dict(), indent=2))
-    elif not quiet:
-        _print_summary(report, operation)
+    else:  # --quiet still prints results (current, check, validate) and failures
+        _print_summary(report, operation, quiet=quiet)
     return report, signum
 
 
