@@ -1,15 +1,15 @@
-"""The fan-out's engines: one pool per server URL, shared by that URL's tenants.
+"""The fan-out's engines: one per server URL, shared by that URL's tenants.
 
-Tenants on one URL take turns on pooled connections, so a connection a
-tenant hands back must be fit for the next one: the runtime resets what a
-run sets on its session (``RESET search_path`` / ``USE``), and every
-checkout of a connection used before is pinged first, so a connection the
-server or the network dropped since (a reset, a restart, an idle timeout) is
-replaced before a tenant gets it instead of failing that tenant's first
-statement. On asyncpg the ping is one empty simple-protocol query (one round
-trip; SQLAlchemy's ``pool_pre_ping`` there opens and rolls back a
-transaction around it: three); elsewhere it is ``pool_pre_ping``. SQLite
-files get no pool: a connection is a file handle.
+Nothing a tenant's run sets on its session (search_path, role, timeouts,
+variables, temporary tables, locks) may reach another tenant's run. Only
+PostgreSQL over asyncpg pools connections across tenants: each returned
+connection is reset to a new session's state in one round trip, and each
+reused one is pinged at checkout, so a connection the server or the network
+dropped since is replaced before a tenant gets it (see
+:func:`~asyncmigrate.runtime.drivers.asyncpg.reuse_cleanly`). Other servers
+(MySQL/MariaDB, whose drivers cannot reset a session, and PostgreSQL over
+other drivers) give each checkout a new connection and close it on return.
+SQLite files get no pool: a connection is a file handle.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
 from ..runtime.connecting import answer_first_connect
-from ..runtime.drivers.asyncpg import ping_on_checkout
+from ..runtime.drivers.asyncpg import reuse_cleanly
 
 __all__ = ["EnginePool"]
 
@@ -42,17 +42,13 @@ class EnginePool:
         """Return the engine for ``url``, created on first use."""
         engine = self._engines.get(url)
         if engine is None:
-            if url.startswith("sqlite"):
-                engine = create_async_engine(url, poolclass=NullPool)
-            else:
+            if url.startswith("postgresql+asyncpg"):
                 size = max(1, min(self._pool_size, self._remaining[url]))
-                asyncpg = url.startswith("postgresql+asyncpg")
-                engine = create_async_engine(
-                    url, pool_size=size, max_overflow=0, pool_pre_ping=not asyncpg
-                )
-                if asyncpg:
-                    ping_on_checkout(engine)
+                engine = create_async_engine(url, pool_size=size, max_overflow=0)
+                reuse_cleanly(engine)
                 answer_first_connect(engine)
+            else:
+                engine = create_async_engine(url, poolclass=NullPool)
             self._engines[url] = engine
         return engine
 

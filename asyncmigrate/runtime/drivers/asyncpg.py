@@ -32,7 +32,7 @@ from ...exceptions import VersionTableError
 from ...masking import get_logger
 from . import Driver, ServerSession, Statement
 
-__all__ = ["AsyncpgDriver", "ping_on_checkout"]
+__all__ = ["SESSION_RESET_SQL", "AsyncpgDriver", "reuse_cleanly"]
 
 log = get_logger(__name__)
 
@@ -359,17 +359,38 @@ def _failed_check(statements: list[Statement], exc: BaseException) -> VersionTab
 
 _NEW_CONNECTION = "asyncmigrate_new_connection"
 
+#: What makes a used session like a new one, sent as one simple-protocol query after the
+#: rollback: cursors, the session user and role, every setting (search_path, timeouts,
+#: ``set_config`` values; those given at connect time are kept), LISTENs, advisory locks,
+#: temporary tables, sequence state and statements PREPAREd in SQL. Unlike ``DISCARD
+#: ALL`` it keeps the protocol-level statements asyncpg and SQLAlchemy have prepared
+#: and cache by name: no tenant's values are in them, and PostgreSQL re-plans them when
+#: the search_path changes.
+SESSION_RESET_SQL = (
+    "CLOSE ALL; SET SESSION AUTHORIZATION DEFAULT; RESET ALL; UNLISTEN *; "
+    "SELECT pg_advisory_unlock_all(); DISCARD TEMP; DISCARD SEQUENCES; "
+    "DO $asyncmigrate$DECLARE s text; BEGIN "
+    "FOR s IN SELECT name FROM pg_prepared_statements WHERE from_sql LOOP "
+    "EXECUTE 'DEALLOCATE ' || quote_ident(s); END LOOP; END$asyncmigrate$"
+)
 
-def ping_on_checkout(engine: AsyncEngine) -> None:
-    """Check each reused pooled connection of ``engine`` as it is checked out, in one round trip.
 
-    The check is an empty simple-protocol query: the session answers, no
-    transaction is opened (SQLAlchemy's ``pool_pre_ping`` on asyncpg wraps its
-    ping in one: three round trips). A connection that does not answer is
-    discarded (``DisconnectionError``) and the pool hands out a new one; a
-    connection made for this checkout is not pinged, it has just answered.
+def reuse_cleanly(engine: AsyncEngine) -> None:
+    """Let tenants take turns on ``engine``'s pooled asyncpg connections, each seeing a new session.
+
+    * **On return**, after SQLAlchemy's rollback, :data:`SESSION_RESET_SQL`
+      undoes whatever the run (its env.py, its revisions' arbitrary SQL) set
+      on the session, in one round trip. If it fails, SQLAlchemy discards
+      the connection instead of pooling it.
+    * **On checkout** of a connection used before, one ``SELECT 1`` checks
+      that it still answers (SQLAlchemy's ``pool_pre_ping`` on asyncpg wraps
+      its ping in a transaction: three round trips). A connection that does
+      not answer is discarded (``DisconnectionError``) and the pool hands out
+      a new one; a connection made for this checkout is not pinged.
+
     Where SQLAlchemy's adapter is not the shape this module knows, its own
-    ``ping()`` does the check.
+    ``ping()`` does the check and the connection is closed on return instead
+    of being reset.
     """
     pool = engine.sync_engine.pool
 
@@ -381,17 +402,31 @@ def ping_on_checkout(engine: AsyncEngine) -> None:
     def ping(dbapi_connection: Any, record: Any, proxy: Any) -> None:
         if record.info.pop(_NEW_CONNECTION, False):
             return
-        raw = getattr(dbapi_connection, "_connection", None)
-        mutex = getattr(dbapi_connection, "_execute_mutex", None)
         try:
-            if raw is None or mutex is None:
+            if not _send_simple(dbapi_connection, "SELECT 1"):
                 dbapi_connection.ping()
-            else:
-
-                async def send() -> None:
-                    async with mutex:
-                        await raw.execute(";")
-
-                await_in_loop(send())
         except Exception as exc:
             raise DisconnectionError(f"the pooled connection did not answer: {exc}") from exc
+
+    @event.listens_for(pool, "reset")
+    def reset(dbapi_connection: Any, record: Any, state: Any) -> None:
+        if state.terminate_only or not state.asyncio_safe:
+            return  # it is being closed, not pooled
+        dbapi_connection.rollback()  # the reset must not run (and roll back) inside a transaction
+        if not _send_simple(dbapi_connection, SESSION_RESET_SQL):
+            raise DisconnectionError("this driver's session cannot be reset: closing it")
+
+
+def _send_simple(dbapi_connection: Any, sql: str) -> bool:
+    """Send ``sql`` over asyncpg's simple protocol; False where the adapter is not the known shape."""
+    raw = getattr(dbapi_connection, "_connection", None)
+    mutex = getattr(dbapi_connection, "_execute_mutex", None)
+    if raw is None or mutex is None:
+        return False
+
+    async def send() -> None:
+        async with mutex:
+            await raw.execute(sql)
+
+    await_in_loop(send())
+    return True
