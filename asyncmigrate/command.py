@@ -44,7 +44,7 @@ from .revision.plan import MigrationStep, downgrade_plan, stamp_plan, upgrade_pl
 from .revision.revision import Revision, as_tuple
 from .script import Script, ScriptDirectory
 from .script.writer import render_template
-from .urls import mask_password, mask_passwords_in, to_async_url
+from .urls import driver_missing, engine_error, mask_password, mask_passwords_in, to_async_url
 
 if TYPE_CHECKING:
     from sqlalchemy.engine.url import URL
@@ -174,6 +174,8 @@ def _translate(exc: BaseException, env: EnvironmentContext) -> AsyncMigrateError
     where = _describe_target(env) or "the database"
     if isinstance(exc, (NoSuchModuleError, ArgumentError)):
         return ConfigError(f"Invalid database URL or engine option: {mask_passwords_in(_line(exc))}")
+    if driver_missing(exc):
+        return ConfigError(f"Cannot connect to {where}: {engine_error(exc)}")
     if isinstance(exc, DBAPIError):
         detail = mask_passwords_in(_line(exc.orig if exc.orig is not None else exc))
         sqlite = _sqlite_error(detail, env)

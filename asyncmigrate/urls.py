@@ -14,7 +14,15 @@ if TYPE_CHECKING:
 # SQLAlchemy is imported inside the functions: reading a revision history (heads,
 # history) never needs it, and the command line starts faster without it.
 
-__all__ = ["mask_password", "mask_passwords_in", "missing_sqlite_file", "parse_url", "to_async_url"]
+__all__ = [
+    "driver_missing",
+    "engine_error",
+    "mask_password",
+    "mask_passwords_in",
+    "missing_sqlite_file",
+    "parse_url",
+    "to_async_url",
+]
 
 # Driver names that only work synchronously, per backend, and the async driver to use.
 _ASYNC_DRIVERS = {
@@ -110,6 +118,28 @@ def mask_password(url: str | URL) -> str:
 def mask_passwords_in(text: str) -> str:
     """Replace every password found in free ``text`` with ``***`` (see :func:`.masking.mask_secrets`)."""
     return mask_secrets(text)
+
+
+def engine_error(exc: BaseException) -> str:
+    """Say in one line, passwords masked, why no engine could be made for a URL."""
+    if isinstance(exc, ModuleNotFoundError) and exc.name:
+        return f"its database driver is not installed (no module named {exc.name!r})"
+    text = str(exc).strip()
+    line = text.splitlines()[0] if text else ""
+    return mask_secrets(f"{type(exc).__name__}: {line}" if line else type(exc).__name__)
+
+
+def driver_missing(exc: BaseException) -> bool:
+    """Whether ``exc`` is SQLAlchemy failing to import a URL's database driver."""
+    if not isinstance(exc, ModuleNotFoundError):
+        return False
+    tb = exc.__traceback__
+    while tb is not None:
+        name = tb.tb_frame.f_code.co_name
+        if name in ("import_dbapi", "dbapi", "create_engine", "create_async_engine"):
+            return True
+        tb = tb.tb_next
+    return False
 
 
 def missing_sqlite_file(url: str | URL) -> str | None:

@@ -23,6 +23,7 @@ the tenant's own failures. What it guarantees:
 
 from __future__ import annotations
 
+import asyncio
 import random
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -104,12 +105,14 @@ class TenantAttempt:
     async def run(
         self,
         tenant: Tenant,
-        engine: AsyncEngine,
+        engine_for: Callable[[], AsyncEngine],
         known: tuple[str, ...] | None,
         on_step: Callable[[StepEvent], None] | None = None,
     ) -> TenantResult:
         """Run the command on ``tenant`` and return its result (never raises for its failures).
 
+        :param engine_for: gives the engine for the tenant's URL; a URL no engine
+            can be made for (a driver not installed) fails this tenant only.
         :param known: where the tenant stands, if read before (the fleet pre-read).
         :param on_step: receives the runtime's step events.
         """
@@ -125,11 +128,22 @@ class TenantAttempt:
             if on_step is not None:
                 on_step(event)
 
+        engines: list[AsyncEngine] = []
+
         async def body() -> None:
             try:
-                outcome.append(await self._with_retries(tenant, engine, probe, step, tries))
+                engines.append(engine_for())
+                outcome.append(await self._with_retries(tenant, engines[0], probe, step, tries))
             except Exception as exc:
                 errors.append(exc)
+            except SystemExit as exc:  # env.py giving up on this tenant; the fleet goes on
+                errors.append(RuntimeError(f"sys.exit({exc.code!r}) was called while migrating it"))
+            except anyio.get_cancelled_exc_class() as exc:
+                if cancelling():
+                    raise
+                # Raised by the tenant's own code (a revision, env.py), not a cancellation
+                # of this run: a failure of this tenant, never a stop of the fleet.
+                errors.append(RuntimeError(f"{type(exc).__name__} raised by the migration: {exc}"))
 
         try:
             timed_out = await self._within_deadline(body, probe)
@@ -152,8 +166,8 @@ class TenantAttempt:
                 log.debug("Tenant %s failed", tenant.name, exc_info=error)
                 message = f"{type(error).__name__}: {one_line(error)}"
             result = self._failed(tenant, message, known, steps)
-            if steps.started and not isinstance(error, ConnectionFailedError):
-                result = await self._read_back(tenant, engine, result, began)
+            if steps.started and engines and not isinstance(error, ConnectionFailedError):
+                result = await self._read_back(tenant, engines[0], result, began)
         return replace(result, seconds=elapsed, attempts=tries[0], step_retries=steps.retried)
 
     async def _with_retries(
@@ -357,6 +371,14 @@ class TenantAttempt:
                 return result
             return replace(result, to_heads=state.heads)
         return result
+
+
+def cancelling() -> bool:
+    """Whether the current task is being cancelled (a cancellation exception raised by
+    code in it without one is that code's error). Without the count (Python 3.10), any."""
+    task = asyncio.current_task()
+    count = getattr(task, "cancelling", None)
+    return count is None or count() > 0
 
 
 def _result(tenant: Tenant, status: TenantStatus, **kw: Any) -> TenantResult:

@@ -20,8 +20,10 @@ import anyio
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
+from ..exceptions import ConfigError
 from ..runtime.connecting import answer_first_connect
 from ..runtime.drivers.asyncpg import reuse_cleanly
+from ..urls import engine_error, mask_password
 
 __all__ = ["EnginePool"]
 
@@ -42,14 +44,23 @@ class EnginePool:
         """Return the engine for ``url``, created on first use."""
         engine = self._engines.get(url)
         if engine is None:
-            if url.startswith("postgresql+asyncpg"):
-                size = max(1, min(self._pool_size, self._remaining[url]))
-                engine = create_async_engine(url, pool_size=size, max_overflow=0)
-                reuse_cleanly(engine)
-                answer_first_connect(engine)
-            else:
-                engine = create_async_engine(url, poolclass=NullPool)
+            try:
+                engine = self._create(url)
+            except Exception as exc:
+                where = mask_password(url)
+                raise ConfigError(f"Cannot make an engine for {where}: {engine_error(exc)}") from exc
             self._engines[url] = engine
+        return engine
+
+    def _create(self, url: str) -> AsyncEngine:
+        engine: AsyncEngine
+        if url.startswith("postgresql+asyncpg"):
+            size = max(1, min(self._pool_size, self._remaining[url]))
+            engine = create_async_engine(url, pool_size=size, max_overflow=0)
+            reuse_cleanly(engine)
+            answer_first_connect(engine)
+        else:
+            engine = create_async_engine(url, poolclass=NullPool)
         return engine
 
     async def done(self, url: str) -> None:

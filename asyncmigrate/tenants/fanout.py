@@ -26,6 +26,7 @@ import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import replace
+from functools import partial
 from typing import Literal, TypeAlias
 
 import anyio
@@ -226,7 +227,9 @@ async def migrate_tenants(
                     ledger.step(tenant.name, event)
                     emit(TenantEvent("step", tenant.name, step=event, total=total))
 
-                result = await attempt.run(tenant, engines.get(tenant.url), known.get(tenant.name), on_step)
+                result = await attempt.run(
+                    tenant, partial(engines.get, tenant.url), known.get(tenant.name), on_step
+                )
                 finish(replace(result, started=began, finished=ledger.now()))
         finally:
             limiter.release_on_behalf_of(token)
