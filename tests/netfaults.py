@@ -45,6 +45,11 @@ class Proxy:
         """
         self._stalled_up_to = self.accepted
 
+    def go_silent(self) -> None:
+        """From now on forward nothing, either way, on open and new connections, closing none:
+        the server (or the network to it) stops answering altogether."""
+        self.silent = True
+
     def drop_all(self) -> int:
         """Abort every open connection, as a network reset or a server restart would."""
         writers, self._writers = set(self._writers), set()
@@ -78,14 +83,14 @@ class Proxy:
         async def pump(src: asyncio.StreamReader, dst: asyncio.StreamWriter, answers: bool) -> None:
             try:
                 while data := await src.read(65536):
-                    if stalled(answers):
+                    if stalled(answers) or self.silent:
                         continue  # lost on the way
                     dst.write(data)
                     await dst.drain()
             except Exception:
                 pass
             finally:
-                if not stalled(answers):
+                if not stalled(answers) and not self.silent:
                     dst.transport.abort()
 
         for task in (pump(reader, up_writer, False), pump(up_reader, writer, True)):

@@ -31,6 +31,7 @@ from ..signals import StopSignals, exit_code, signal_name
 from ..urls import mask_passwords_in
 from . import lint as lint_cli
 from . import render
+from .params import Seconds
 from .tenants import TenantOptions, options_from, reference, run_fanout, tenant_options
 
 if TYPE_CHECKING:
@@ -307,10 +308,10 @@ ARGV = "asyncmigrate.argv"
 @click.option("--raiseerr", "--traceback", "raiseerr", is_flag=True,
               help="Show the full traceback on error.")
 @click.option("-q", "--quiet", is_flag=True, help="Print only results and errors.")
-@click.option("--connect-timeout", type=click.FloatRange(min=0), metavar="SECONDS",
+@click.option("--connect-timeout", type=Seconds(), metavar="SECONDS",
               help="Seconds to wait for the database to answer a new connection "
               "(default: connect_timeout, else 30; 0 waits forever).")
-@click.option("--read-timeout", type=click.FloatRange(min=0), metavar="SECONDS",
+@click.option("--read-timeout", type=Seconds(), metavar="SECONDS",
               help="Seconds of silence from the database mid-run before asyncmigrate checks on the "
               "statement from a second connection and fails the run if the answer was lost "
               "(default: read_timeout, else 60; 0 waits forever).")
@@ -710,7 +711,7 @@ def _migration_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--sql", is_flag=True, help="Print the SQL instead of running it (offline mode)."),
         click.option("--tag", help="Arbitrary tag name env.py can read."),
         click.option("--no-lock", is_flag=True, help="Do not take the cross-process migration lock."),
-        click.option("--lock-timeout", type=float, metavar="SECONDS",
+        click.option("--lock-timeout", type=Seconds(), metavar="SECONDS",
                      help="Seconds to wait for another process's migration (default 300)."),
         json_option,
     ]):

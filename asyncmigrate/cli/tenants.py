@@ -15,6 +15,7 @@ import click
 from ..config import Config, missing_url_error
 from ..exceptions import ConfigError
 from ..signals import StopSignals, signal_name
+from .params import Seconds
 
 if TYPE_CHECKING:
     from ..tenants import FanoutReport, Tenant, TenantEvent
@@ -95,7 +96,7 @@ _OPTIONS: list[Callable[[F], F]] = [
                  help="Start no more tenants after N failures (or X%% of all tenants)."),
     click.option("--canary", type=click.IntRange(min=1), metavar="N",
                  help="Migrate the first N tenants first; stop if any of them fails."),
-    click.option("--timeout", "tenant_timeout", type=float, metavar="SECONDS",
+    click.option("--timeout", "tenant_timeout", type=Seconds(positive=True), metavar="SECONDS",
                  help="Seconds one tenant may take; it is rolled back after that."),
     click.option("--retries", type=click.IntRange(min=0), default=0,
                  help="Retry a tenant that cannot connect this many times (with backoff)."),

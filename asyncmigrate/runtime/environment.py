@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractContextManager, asynccontextmanager
 from typing import TYPE_CHECKING, Any, Literal, TextIO, TypeVar, overload
@@ -20,6 +21,7 @@ from ..urls import mask_password
 from .connecting import EarlyConnection, answer_first_connect
 from .local import bind_environment
 from .migration import MigrationContext
+from .sessions import SessionProbe
 from .timeouts import parse_seconds
 
 if TYPE_CHECKING:
@@ -45,12 +47,17 @@ def connect_timeout(config: Config) -> float | None:
 
 
 @asynccontextmanager
-async def connected(engine: AsyncEngine, timeout: float | None) -> AsyncIterator[AsyncConnection]:
+async def connected(
+    engine: AsyncEngine, timeout: float | None, probe: SessionProbe | None = None
+) -> AsyncIterator[AsyncConnection]:
     """Connect through ``engine``, giving up after ``timeout`` seconds with one clear error.
 
     A server that accepts the TCP connection and never answers (a stalled
     proxy, a hung host) would otherwise keep the command waiting for as
     long as the driver's own limit, if it has one.
+
+    Closing waits for the server at most as long as ``probe``'s clean-up
+    budget allows (a run past its deadline); then the connection is dropped.
 
     :raises ConnectionFailedError: when no connection is made in time.
     """
@@ -66,7 +73,11 @@ async def connected(engine: AsyncEngine, timeout: float | None) -> AsyncIterator
         yield connection
     finally:
         with anyio.CancelScope(shield=True):  # as AsyncConnection.__aexit__ does
-            await connection.close()
+            limit = probe.cleanup_budget(math.inf) if probe is not None else math.inf
+            with anyio.move_on_after(limit) as closing:
+                await connection.close()
+            if closing.cancelled_caught:  # the server does not answer: drop it, no round trip
+                await connection.invalidate()
 
 T = TypeVar("T")
 
@@ -331,7 +342,7 @@ class EnvironmentContext:
         if engine is not None:
             if not isinstance(engine, AsyncEngine):
                 raise CommandError(f"Expected an AsyncEngine, got {type(engine).__name__}")
-            async with connected(engine, self.connect_timeout) as connection:
+            async with connected(engine, self.connect_timeout, self._session_probe) as connection:
                 yield connection
             return
         url = self.url
@@ -344,10 +355,15 @@ class EnvironmentContext:
         else:
             answer_first_connect(owned)
         try:
-            async with connected(owned, self.connect_timeout) as connection:
+            async with connected(owned, self.connect_timeout, self._session_probe) as connection:
                 yield connection
         finally:
             await owned.dispose()
+
+    @property
+    def _session_probe(self) -> SessionProbe | None:
+        probe = self.context_opts.get("session_probe")
+        return probe if isinstance(probe, SessionProbe) else None
 
     @property
     def connect_timeout(self) -> float | None:

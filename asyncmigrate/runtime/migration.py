@@ -788,19 +788,22 @@ class MigrationContext:
             if connection is not None and not connection.invalidated:
                 work()
 
+        def budget() -> float:  # the run's deadline may have spent the clean-up time already
+            return self._probe.cleanup_budget(CLEANUP_TIMEOUT) if self._probe else CLEANUP_TIMEOUT
+
         done = False
         try:
-            done = run_shielded(guarded, CLEANUP_TIMEOUT)
+            done = budget() > 0 and run_shielded(guarded, budget())
         except Exception as exc:
             log.debug("Clean-up after cancellation failed: %s", exc)
         if connection is not None and (not done or connection.invalidated):
-            if session is not None:
+            if session is not None and budget() > 0:
                 url = connection.engine.url
 
                 def stop() -> None:
                     await_in_loop(stop_session(url, session, terminate=True))
 
-                run_shielded(stop, CLEANUP_TIMEOUT)
+                run_shielded(stop, budget())
             self._invalidate(None)
 
     def _invalidate(self, exc: BaseException | None) -> None:

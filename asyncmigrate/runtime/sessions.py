@@ -18,6 +18,7 @@ for a supervisor (the fan-out's per-tenant deadline) that must stop them.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -137,6 +138,17 @@ class SessionProbe:
         self._sessions: list[tuple[URL, ServerSession]] = []
         #: Whether :meth:`interrupt` terminated a recorded session: its connection is dead.
         self.terminated = False
+        #: ``time.monotonic()`` past which the run's clean-up may not wait on the server
+        #: (set when the run's deadline passed: the rest of its clean-up shares what is left).
+        self.cleanup_deadline: float | None = None
+        #: Whether the sessions could be neither cancelled nor ended (the server is unreachable).
+        self.unanswered = False
+
+    def cleanup_budget(self, limit: float) -> float:
+        """Seconds a clean-up step may wait now: ``limit``, or less once the deadline is set."""
+        if self.cleanup_deadline is None:
+            return limit
+        return max(0.0, min(limit, self.cleanup_deadline - time.monotonic()))
 
     def record(self, connection: Connection, driver: Driver | None = None) -> None:
         """Remember the server session behind ``connection`` (PostgreSQL and MySQL)."""

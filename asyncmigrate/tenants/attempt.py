@@ -157,7 +157,7 @@ class TenantAttempt:
         if outcome:  # it finished, even if the deadline passed meanwhile
             result = replace(outcome[0], applied=tuple(steps.applied))
         elif timed_out:
-            result = self._failed(tenant, self._timeout_message(steps), known, steps)
+            result = self._failed(tenant, self._timeout_message(steps, probe), known, steps)
         else:
             error = errors[0]
             if isinstance(error, AsyncMigrateError):
@@ -278,8 +278,12 @@ class TenantAttempt:
     async def _stop(self, probe: SessionProbe, finished: anyio.Event) -> None:
         """Past the deadline: cancel the statement, let the run roll back, then end its sessions.
 
-        Takes at most :data:`CLEANUP` seconds, server round trips included.
+        Takes at most :data:`CLEANUP` seconds, server round trips included; the
+        run's own clean-up (rollback, closing its connection) then gets only
+        what is left of them, so a server that never answers cannot stretch
+        the tenant past its deadline.
         """
+        probe.cleanup_deadline = time.monotonic() + CLEANUP
         if not probe.sessions:
             return  # nothing runs on a server (still connecting, or SQLite): cancel now
         deadline = anyio.current_time() + CLEANUP
@@ -287,10 +291,11 @@ class TenantAttempt:
             await probe.interrupt(timeout=CLEANUP / 2)
             await finished.wait()
         left = deadline - anyio.current_time()
-        if not finished.is_set() and probe.sessions and left > 0:
-            await probe.interrupt(terminate=True, timeout=left)
+        if not finished.is_set() and probe.sessions:
+            ended = await probe.interrupt(terminate=True, timeout=left) if left > 0 else 0
+            probe.unanswered = ended == 0
 
-    def _timeout_message(self, steps: _Steps) -> str:
+    def _timeout_message(self, steps: _Steps, probe: SessionProbe) -> str:
         message = f"timed out after {self.timeout:g}s"
         if not steps.started:
             return message + " before any migration step started; nothing was applied"
@@ -304,6 +309,11 @@ class TenantAttempt:
             message += "; the step in flight was interrupted"
         if not steps.applied:
             message += "; nothing was committed"
+        if probe.unanswered:
+            message += (
+                "; the server did not answer the cancellation, so its session may hold the open "
+                "transaction and its locks until the server notices the connection is gone"
+            )
         return message
 
     def _failed(

@@ -36,7 +36,9 @@ __all__ = [
 TenantStatus: TypeAlias = Literal["ok", "unchanged", "failed", "skipped"]
 _STATUSES: tuple[TenantStatus, ...] = ("ok", "unchanged", "failed", "skipped")
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+#: C0/C1 controls, line and paragraph separators, and the bidirectional controls that can
+#: visually reorder a log line (LRM/RLM/ALM, embeddings, overrides, isolates).
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 
 
 def printable(text: str) -> str:

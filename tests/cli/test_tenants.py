@@ -227,3 +227,13 @@ def test_fan_out_options_on_one_database_make_a_fleet_of_one(tmp_path: Path) -> 
     code, _, err = invoke("-c", ini, "upgrade", "head", "--lint", "--report", str(report))
     assert code == 1
     assert "--lint checks one database's pending revisions before a plain run" in err
+
+
+@pytest.mark.parametrize("value", ["-1", "0", "nan", "inf", "soon"])
+def test_timeout_must_be_a_finite_positive_number(tmp_path: Path, value: str) -> None:
+    ini, tenants = project(tmp_path, ["a1"])
+    code, _, err = invoke("-c", str(ini), "upgrade", "head", "--tenants", str(tenants), "--timeout", value)
+    assert code == 2
+    assert "Invalid value for '--timeout'" in err
+    assert "Traceback" not in err
+    assert not (tmp_path / "a1.db").exists()

@@ -76,6 +76,40 @@ async def test_timeout_bounds_a_tenant_whose_server_never_answers(
     assert fine.status == "ok"
 
 
+@pytest.mark.parametrize("backend", ["postgresql", "mysql"])
+async def test_timeout_holds_when_the_server_goes_silent_mid_statement(tmp_path: Path, backend: str) -> None:
+    """The deadline bounds the clean-up too: cancelling, rolling back and closing over a
+    connection that never answers again take what is left of the 2 s, not 10 s each."""
+    import asyncio
+
+    from asyncmigrate.tenants.attempt import CLEANUP
+
+    from ..runtime.interruptions import server_busy, slow_steps
+
+    backends.require(backend)
+    async with backends.scratch_database(backend) as db:
+        config = make_project(tmp_path, slow_steps(backend, count=1, seconds=30))
+        async with proxy_to(db) as proxy:
+            url = proxy.url(db).render_as_string(hide_password=False)
+
+            async def silence_mid_statement() -> None:
+                while not any("sleep" in q.lower() for q in await server_busy(db)):
+                    await asyncio.sleep(0.02)
+                proxy.go_silent()
+
+            silencer = asyncio.ensure_future(silence_mid_statement())
+            began = time.perf_counter()
+            report = await migrate_tenants(config, [Tenant("goes_silent", url)],
+                                           "head", timeout=2.0)
+            elapsed = time.perf_counter() - began
+            assert silencer.done()
+    (result,) = report.results
+    assert result.status == "failed"
+    assert (result.error or "").startswith("timed out after 2s"), result.error
+    assert "the server did not answer the cancellation" in (result.error or "")
+    assert elapsed < 2.0 + CLEANUP + 1.5, elapsed
+
+
 async def test_a_silent_fleet_is_bounded_pre_read_included(tmp_path: Path) -> None:
     backends.require("postgresql")
     config = make_project(tmp_path, REVS)

@@ -81,6 +81,8 @@ def test_printable_escapes_control_characters() -> None:
     assert printable("acme\nFAILED: other") == "acme\\nFAILED: other"
     assert printable("red\x1b[31m\r\t\x00") == "red\\x1b[31m\\r\\t\\x00"
     assert printable("plain ünïcode") == "plain ünïcode"
+    # Bidirectional controls would reorder what a terminal or CI log shows of the line.
+    assert printable("bidi\u202eevil\u2066x\u200f") == "bidi\\u202eevil\\u2066x\\u200f"
 
 
 def test_names_with_control_characters_cannot_forge_output_lines(tmp_path: Path) -> None:
