@@ -125,4 +125,4 @@ async def test_no_session_state_reaches_the_next_tenant(
             seen[tenant.name][1] = new_session[1]
     assert seen == {tenant.name: new_session for tenant in tenants}, json.dumps([seen, new_session])
     if postgres:  # connections were reused across tenants, so the resets above were exercised
-        assert len(set(pids)) <= concurrency + 1, pids
+        assert len(set(pids)) < len(tenants), pids
