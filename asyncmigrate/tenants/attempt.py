@@ -286,11 +286,10 @@ class TenantAttempt:
         probe.cleanup_deadline = time.monotonic() + CLEANUP
         if not probe.sessions:
             return  # nothing runs on a server (still connecting, or SQLite): cancel now
-        deadline = anyio.current_time() + CLEANUP
         with anyio.move_on_after(CLEANUP / 2):
             await probe.interrupt(timeout=CLEANUP / 2)
             await finished.wait()
-        left = deadline - anyio.current_time()
+        left = probe.cleanup_budget(CLEANUP)
         if not finished.is_set() and probe.sessions:
             ended = await probe.interrupt(terminate=True, timeout=left) if left > 0 else 0
             probe.unanswered = ended == 0
