@@ -27,12 +27,15 @@ from ..project import Rev, make_project
 
 ROLE = "asyncmigrate_test_reset_role"
 
+# What this session has (pg_class and pg_locks list every session's temp tables and locks:
+# a tenant running at the same time legitimately holds its own).
 PG_LOOK = """
     SELECT current_setting('statement_timeout'), current_setting('asyncmigrate.leak', true),
            current_user, current_setting('search_path'),
-           (SELECT count(*) FROM pg_class WHERE relname = 'leak_tmp' AND relpersistence = 't'),
+           (SELECT count(*) FROM pg_class WHERE relname = 'leak_tmp' AND relnamespace = pg_my_temp_schema()),
            (SELECT count(*) FROM pg_prepared_statements WHERE from_sql),
-           (SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = 424242),
+           (SELECT count(*) FROM pg_locks
+            WHERE locktype = 'advisory' AND objid = 424242 AND pid = pg_backend_pid()),
            (SELECT count(*) FROM pg_listening_channels())
 """
 PG_CHANGE = [
