@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractContextManager, asynccontextmanager
+from types import ModuleType
 from typing import TYPE_CHECKING, Any, Literal, TextIO, TypeVar, overload
 
 import anyio
@@ -100,6 +101,9 @@ class EnvironmentContext:
         self._migration_context: MigrationContext | None = None
         #: Every migration context env.py configured, in order (multi-database env.py files).
         self.migration_contexts: list[MigrationContext] = []
+        #: The revision modules this run imported, by file: one import per run of env.py, shared
+        #: by every migration context it configures (see :meth:`Script.module_for_run`).
+        self.revision_modules: dict[str, ModuleType] = {}
         self._binding: AbstractContextManager[EnvironmentContext] | None = None
         # The run's own connection, opened before env.py asked (see envpy.connect_early).
         self._early: EarlyConnection | None = kw.pop("early_connection", None)

@@ -31,6 +31,7 @@ import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, ExitStack, contextmanager, nullcontext, suppress
+from types import ModuleType
 from typing import TYPE_CHECKING, Any, TextIO
 
 from sqlalchemy import event
@@ -152,6 +153,10 @@ class MigrationContext:
         environment_context: EnvironmentContext | None = None,
     ) -> None:
         self.environment_context = environment_context
+        # The revision modules of this run (its environment's, shared by a multi-database env.py).
+        self._revision_modules: dict[str, ModuleType] = (
+            environment_context.revision_modules if environment_context is not None else {}
+        )
         self.opts = opts
         self.dialect = dialect
         self.script: ScriptDirectory | None = opts.get("script")
@@ -910,25 +915,33 @@ class MigrationContext:
                 self.history.record_failures(own_transaction=False)
 
     def _preload(self, steps: Sequence[MigrationStep]) -> None:
-        """Import the revision files a plan needs in a worker thread, off the event loop."""
+        """Import the revision files a plan needs for this run, in a worker thread, off the event loop."""
         from ..script import Script
 
         scripts = [
             s.revision for s in steps if isinstance(s, RevisionStep) and isinstance(s.revision, Script)
         ]
-        pending = [script for script in scripts if not script.is_loaded]
+        modules = self._revision_modules
+        pending = [script for script in scripts if script.path not in modules]
         # The history rows' checksums: the files as they are now, before any step runs.
         unread = [s for s in scripts if not s.checksum_read] if self.history is not None else []
 
         def load() -> None:
             for script in pending:
-                script.module  # noqa: B018 - imports it
+                modules.setdefault(script.path, script.module_for_run())
             for script in unread:
                 with suppress(OSError):  # the row then has no checksum (logged as it is written)
                     script.run_checksum()
 
         if pending or unread:
             to_thread(load)
+
+    def _module_of(self, step: RevisionStep) -> ModuleType:
+        """The revision's module as this run imported it (:meth:`_preload`)."""
+        revision = step.revision
+        path = getattr(revision, "path", None)
+        module = self._revision_modules.get(path) if path is not None else None
+        return module if module is not None else revision.module  # type: ignore[attr-defined]
 
     def _run_steps(self, steps: Sequence[MigrationStep], portals: _PortalSweeper | None,
                    kw: dict[str, Any]) -> None:
@@ -1026,7 +1039,7 @@ class MigrationContext:
 
     def _step_timeouts(self, step: MigrationStep) -> StepTimeouts:
         if isinstance(step, RevisionStep):
-            return self._timeouts.for_revision(step.revision.module)  # type: ignore[attr-defined]
+            return self._timeouts.for_revision(self._module_of(step))
         return self._timeouts
 
     def _set_limits(self, timeouts: StepTimeouts) -> None:
@@ -1092,7 +1105,7 @@ class MigrationContext:
             self.impl.static_output(f"-- Running {record.description}")
         if not isinstance(step, RevisionStep):
             return
-        module = step.revision.module  # type: ignore[attr-defined]
+        module = self._module_of(step)
         fn = module.upgrade if step.is_upgrade else module.downgrade
         from ..operations import Operations
 

@@ -10,7 +10,7 @@ import sys
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from types import ModuleType
+from types import CodeType, ModuleType
 from typing import TYPE_CHECKING, Any, cast
 
 from ..exceptions import CommandError, ConfigError, RevisionError, RevisionFileError, ScriptError
@@ -19,7 +19,7 @@ from ..revision.graph import RevisionIdentifiers
 from ..revision.revision import as_scalar, as_tuple
 from .checksum import file_checksum
 from .headers import RevisionHeader, read_header
-from .loader import load_python_file
+from .loader import import_python_file, rerun_module
 from .write_hooks import PostWriteHook, run_post_write_hooks
 from .writer import render_template
 
@@ -81,14 +81,31 @@ class _GraphCache:
 _GRAPHS = _GraphCache()
 
 
+class _Import:
+    """A revision file's import, shared by a script and its copies.
+
+    ``module`` is the first import, ``code`` what it ran; ``taken`` is set
+    once a migration run has used that module for its own.
+    """
+
+    __slots__ = ("code", "lock", "module", "taken")
+
+    def __init__(self, module: ModuleType | None, code: CodeType | None) -> None:
+        self.lock = threading.Lock()
+        self.module = module
+        self.code = code
+        self.taken = False
+
+
 class Script(Revision):
     """A revision read from a file in a version location.
 
     The header (ids, labels, docstring) is read without importing the file;
     :attr:`module` imports it on first use, once per process.
+    :meth:`module_for_run` gives each migration run a module of its own.
     """
 
-    __slots__ = ("_checksum", "_lock", "_module", "longdoc", "path")
+    __slots__ = ("_checksum", "_import", "longdoc", "path")
 
     def __init__(
         self,
@@ -100,21 +117,20 @@ class Script(Revision):
         branch_labels: str | Sequence[str] | None = None,
         doc: str = "",
         module: ModuleType | None = None,
+        code: CodeType | None = None,
     ) -> None:
         super().__init__(revision, down_revision, dependencies, branch_labels)
         self.path: str = str(path)
         #: The whole module docstring, stripped.
         self.longdoc: str = doc
-        self._module = module
-        self._lock = threading.Lock()
+        self._import = _Import(module, code)
         self._checksum: str | None = None
 
     @classmethod
     def from_header(cls, header: RevisionHeader, path: str | Path) -> Script:
         """Build a script from its statically read header (importing only when needed)."""
         if header.needs_import:
-            module = load_python_file(path)
-            return cls.from_module(module, Path(path))
+            return cls.from_module(*import_python_file(path), Path(path))
         revision = header.revision
         if revision is None:
             revision = _legacy_revision(Path(path))
@@ -128,8 +144,8 @@ class Script(Revision):
         )
 
     @classmethod
-    def from_module(cls, module: ModuleType, path: Path) -> Script:
-        """Build a script from an imported module."""
+    def from_module(cls, module: ModuleType, code: CodeType | None, path: Path) -> Script:
+        """Build a script from an imported module (and the code it ran, if known)."""
         revision = getattr(module, "revision", None)
         if revision is None:
             revision = _legacy_revision(path)
@@ -143,10 +159,11 @@ class Script(Revision):
             branch_labels=getattr(module, "branch_labels", None),
             doc=(module.__doc__ or "").strip(),
             module=module,
+            code=code,
         )
 
     def copy(self) -> Script:
-        """Return an unlinked copy (same file, same imported module and its checksum) for another graph."""
+        """Return an unlinked copy (same file, same import and checksum) for another graph."""
         copy = Script(
             self.revision,
             self.down_revision,
@@ -154,8 +171,8 @@ class Script(Revision):
             dependencies=self.dependencies,
             branch_labels=self.own_branch_labels,
             doc=self.longdoc,
-            module=self._module,
         )
+        copy._import = self._import
         copy._checksum = self._checksum
         return copy
 
@@ -166,23 +183,51 @@ class Script(Revision):
 
     @property
     def module(self) -> ModuleType:
-        """The imported revision module (imported on first access)."""
-        if self._module is None:
-            with self._lock:
-                if self._module is None:
-                    module = load_python_file(self.path)
-                    declared = getattr(module, "revision", self.revision)
-                    if declared != self.revision:
-                        raise RevisionFileError(
-                            self.path,
-                            f"declares revision {declared!r} at import but {self.revision!r} "
-                            f"in its header",
-                        )
-                    for fn in ("upgrade", "downgrade"):
-                        if not callable(getattr(module, fn, None)):
-                            raise RevisionFileError(self.path, f"has no {fn}() function")
-                    self._module = module
-        return self._module
+        """The imported revision module (imported on first access, once per process)."""
+        loaded = self._import
+        if loaded.module is None:
+            with loaded.lock:
+                if loaded.module is None:
+                    module, code = import_python_file(self.path)
+                    self._check(module)
+                    loaded.module, loaded.code = module, code
+        return loaded.module
+
+    def module_for_run(self) -> ModuleType:
+        """A module of the revision's own for one migration run: its top-level code run for that run.
+
+        The first run takes the process's import (:attr:`module`); every
+        later run gets the file's code run again into a new module, so what
+        one run's top-level code computed (``context.get_context()`` read at
+        import, lists and counters) is never another's -- as with Alembic,
+        whose commands import the files afresh each time. The file is read
+        only once: later runs run the code the first import compiled.
+
+        :raises ScriptError: when the code fails to run.
+        """
+        module = self.module
+        loaded = self._import
+        with loaded.lock:
+            if not loaded.taken:
+                loaded.taken = True
+                return module
+        if loaded.code is None:  # imported without its code (never by this module's loaders)
+            with loaded.lock:
+                if loaded.code is None:
+                    loaded.code = import_python_file(self.path)[1]
+        module = rerun_module(loaded.code, module)
+        self._check(module)
+        return module
+
+    def _check(self, module: ModuleType) -> None:
+        declared = getattr(module, "revision", self.revision)
+        if declared != self.revision:
+            raise RevisionFileError(
+                self.path, f"declares revision {declared!r} at import but {self.revision!r} in its header"
+            )
+        for fn in ("upgrade", "downgrade"):
+            if not callable(getattr(module, fn, None)):
+                raise RevisionFileError(self.path, f"has no {fn}() function")
 
     def run_checksum(self) -> str:
         """The checksum of the file this script runs (:func:`~.checksum.file_checksum`), read once.
@@ -206,7 +251,7 @@ class Script(Revision):
     @property
     def is_loaded(self) -> bool:
         """True once the module has been imported."""
-        return self._module is not None
+        return self._import.module is not None
 
 
 def _legacy_revision(path: Path) -> str:
@@ -386,7 +431,7 @@ class ScriptDirectory:
                     _HEADERS.put(path, stat.st_mtime_ns, stat.st_size, header)
                 scripts.append(Script.from_header(header, path))
             else:
-                scripts.append(Script.from_module(load_python_file(path), Path(path)))
+                scripts.append(Script.from_module(*import_python_file(path), Path(path)))
         return scripts
 
     # -- the graph ---------------------------------------------------------------------

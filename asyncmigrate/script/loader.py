@@ -28,7 +28,9 @@ __all__ = [
     "AliasModule",
     "alembic_alias_module",
     "alias",
+    "import_python_file",
     "load_python_file",
+    "rerun_module",
     "resolve_alias",
     "routed_builtins",
 ]
@@ -198,28 +200,66 @@ def load_python_file(path: str | Path, module_name: str | None = None) -> types.
     :raises ScriptError: when the file does not exist or fails to import; the
         original exception is chained.
     """
+    return import_python_file(path, module_name)[0]
+
+
+def import_python_file(
+    path: str | Path, module_name: str | None = None
+) -> tuple[types.ModuleType, types.CodeType]:
+    """Import the file at ``path`` like :func:`load_python_file`; also return the code it ran.
+
+    :func:`rerun_module` runs that code again into a new module, without
+    reading the file again.
+    """
     path = Path(path)
     if module_name is None:
         module_name = "_asyncmigrate_" + re.sub(r"\W", "_", path.name)
     if path.suffix == ".py":
-        loader: importlib.abc.Loader = importlib.machinery.SourceFileLoader(module_name, str(path))
+        loader: importlib.machinery.SourceFileLoader | importlib.machinery.SourcelessFileLoader = (
+            importlib.machinery.SourceFileLoader(module_name, str(path))
+        )
     else:
         loader = importlib.machinery.SourcelessFileLoader(module_name, str(path))
     spec = importlib.util.spec_from_file_location(module_name, path, loader=loader)
-    if spec is None or spec.loader is None:  # pragma: no cover - defensive
+    if spec is None:  # pragma: no cover - defensive
         raise ScriptError(f"Cannot load Python file {path}")
-    module = importlib.util.module_from_spec(spec)
-    module.__builtins__ = routed_builtins()  # type: ignore[attr-defined]
     try:
-        spec.loader.exec_module(module)
+        code = loader.get_code(module_name)
     except FileNotFoundError as exc:
         raise ScriptError(f"No such file: {path}") from exc
     except SyntaxError as exc:
         raise ScriptError(
             f"{path}: invalid Python syntax at line {exc.lineno}: {exc.msg}"
         ) from exc
+    except (OSError, ImportError, ValueError, EOFError) as exc:  # unreadable, or a bad .pyc
+        raise ScriptError(f"{path}: failed to import: {type(exc).__name__}: {exc}") from exc
+    if code is None:  # pragma: no cover - defensive: both loaders return code or raise
+        raise ScriptError(f"Cannot load Python file {path}")
+    module = importlib.util.module_from_spec(spec)
+    _execute(code, module, path)
+    return module, code
+
+
+def rerun_module(code: types.CodeType, like: types.ModuleType) -> types.ModuleType:
+    """Run ``code`` (from :func:`import_python_file`) into a new module named and placed like ``like``.
+
+    The new module's top-level code runs again from the start, so nothing
+    it computed or kept in ``like`` carries over.
+
+    :raises ScriptError: when the code fails, as :func:`load_python_file` would.
+    """
+    spec = like.__spec__
+    assert spec is not None, "a module made by import_python_file has a spec"
+    module = importlib.util.module_from_spec(spec)
+    _execute(code, module, Path(spec.origin or like.__name__))
+    return module
+
+
+def _execute(code: types.CodeType, module: types.ModuleType, path: Path) -> None:
+    module.__builtins__ = routed_builtins()  # type: ignore[attr-defined]
+    try:
+        exec(code, module.__dict__)
     except ScriptError:
         raise
     except Exception as exc:
         raise ScriptError(f"{path}: failed to import: {type(exc).__name__}: {exc}") from exc
-    return module

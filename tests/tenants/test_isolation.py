@@ -3,7 +3,9 @@
 Per-tenant values reach revisions by every route Alembic users take:
 ``context.run_migrations(region=...)`` keyword arguments, the
 environment-level ``context.get_context()`` (a schema named in a
-``ForeignKey``), and a helper module's (task-local) state set by env.py.
+``ForeignKey``), a helper module's (task-local) state set by env.py, and
+code at a revision module's top level (read once per run, as Alembic's
+per-database command loop imports the files afresh each time).
 Schema tenants and a plain tenant share one URL (and its pooled
 connections); SQLite files, PostgreSQL and MariaDB; one at a time and many
 at once.
@@ -74,6 +76,22 @@ REVISIONS = {
                 schema=schema,
             )
     """),
+    "i2": ("i1", """
+        from alembic import context as env_at_import
+
+        SCHEMA = env_at_import.get_context().version_table_schema
+        RUNS = []
+
+
+        def upgrade(region):
+            RUNS.append(region)
+            op.create_table(
+                "audit",
+                sa.Column("id", sa.Integer, primary_key=True),
+                sa.Column("runs", sa.Integer, server_default=str(len(RUNS))),
+                schema=SCHEMA,
+            )
+    """),
 }
 
 
@@ -108,6 +126,8 @@ async def what_tenant_has(tenant: Tenant) -> dict[str, object]:
             await conn.execute(text(f"INSERT INTO {prefix}orders (id, user_id) VALUES (1, 1)"))
             region = (await conn.execute(text(f"SELECT region FROM {prefix}users"))).scalar_one()
             note = (await conn.execute(text(f"SELECT note FROM {prefix}orders"))).scalar_one()
+            await conn.execute(text(f"INSERT INTO {prefix}audit (id) VALUES (1)"))
+            runs = (await conn.execute(text(f"SELECT runs FROM {prefix}audit"))).scalar_one()
             await conn.rollback()
 
             def reflect(sync_conn: object) -> dict[str, object]:
@@ -121,7 +141,7 @@ async def what_tenant_has(tenant: Tenant) -> dict[str, object]:
             shape = await conn.run_sync(reflect)
     finally:
         await engine.dispose()
-    return {"region": region, "note": note, **shape}
+    return {"region": region, "note": note, "runs": runs, **shape}
 
 
 def expected(tenant: Tenant, default_schema: str | None) -> dict[str, object]:
@@ -130,6 +150,7 @@ def expected(tenant: Tenant, default_schema: str | None) -> dict[str, object]:
     return {
         "region": "region-" + tenant.name,
         "note": f"region-{tenant.name}/{label}",
+        "runs": 1,
         "indexes": ["ix_users_" + label],
         "fks": [(fk_name, tenant.schema or default_schema, "users")],
     }
@@ -160,3 +181,73 @@ async def test_each_tenant_ends_with_exactly_its_own_values(
             # Reflection names the default schema's own tables without a schema.
             want["fks"] = [(want["fks"][0][0], None, "users")]  # type: ignore[index]
         assert got == want, tenant
+
+
+IMPORTS_ENV_PY = """
+from asyncmigrate import context
+
+def run(connection):
+    context.configure(connection=connection, target_metadata=None)
+    with context.begin_transaction():
+        context.run_migrations()
+
+async def main():
+    async with context.connect() as connection:
+        await connection.run_sync(run)
+
+context.run_async(main)
+"""
+
+
+async def test_a_revisions_top_level_code_runs_once_for_each_tenant_and_sees_that_tenant(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each tenant's run imports the revision once, at its own context; no run sees another's module.
+
+    The import log is a helper module's list: a module imported once per
+    process would log one tenant; one imported twice in a run would log it
+    twice.
+    """
+    make_project(tmp_path, [], env_py=IMPORTS_ENV_PY)
+    helpers = tmp_path / "helpers"
+    helpers.mkdir()
+    (helpers / "fanout_import_log.py").write_text("IMPORTS = []\n", encoding="utf-8")
+    monkeypatch.syspath_prepend(str(helpers))
+    (tmp_path / "migrations" / "versions" / "t0.py").write_text(
+        textwrap.dedent("""
+            import sqlalchemy as sa
+            from alembic import context, op
+            import fanout_import_log
+
+            revision = "t0"
+            down_revision = None
+            TENANT = context.tenant.name
+            fanout_import_log.IMPORTS.append(TENANT)
+
+
+            def upgrade():
+                op.create_table("imported_by", sa.Column("name", sa.String(40), server_default=TENANT))
+
+
+            def downgrade():
+                op.drop_table("imported_by")
+        """),
+        encoding="utf-8",
+    )
+    from asyncmigrate import Config
+
+    import fanout_import_log  # type: ignore[import-not-found]
+
+    config = Config(str(tmp_path / "alembic.ini"))
+    tenants = [Tenant(f"t{i}", f"sqlite:///{tmp_path}/t{i}.db") for i in range(6)]
+    report = await migrate_tenants(config, tenants, "head", concurrency=3)
+    assert report.counts["ok"] == len(tenants), report.failed
+    assert sorted(fanout_import_log.IMPORTS) == sorted(t.name for t in tenants)
+    for tenant in tenants:
+        engine = create_async_engine(tenant.url, poolclass=NullPool)
+        try:
+            async with engine.begin() as conn:
+                await conn.execute(text("INSERT INTO imported_by DEFAULT VALUES"))
+                assert (await conn.execute(text("SELECT name FROM imported_by"))).scalar_one() == tenant.name
+        finally:
+            await engine.dispose()
