@@ -108,6 +108,7 @@ class TenantAttempt:
         engine_for: Callable[[], AsyncEngine],
         known: tuple[str, ...] | None,
         on_step: Callable[[StepEvent], None] | None = None,
+        on_cancelled: Callable[[TenantResult], None] | None = None,
     ) -> TenantResult:
         """Run the command on ``tenant`` and return its result (never raises for its failures).
 
@@ -115,6 +116,9 @@ class TenantAttempt:
             can be made for (a driver not installed) fails this tenant only.
         :param known: where the tenant stands, if read before (the fleet pre-read).
         :param on_step: receives the runtime's step events.
+        :param on_cancelled: when the run is cancelled mid-migration, receives the
+            tenant's result as it then stands (what committed, where it stands,
+            attempts, seconds) before the cancellation goes on.
         """
         began = time.perf_counter()
         steps = _Steps()
@@ -152,6 +156,11 @@ class TenantAttempt:
             # their transactions roll back now, not when their statements complete.
             if probe.sessions:
                 await probe.interrupt(terminate=True, timeout=CLEANUP)
+            if on_cancelled is not None:
+                result = self._failed(tenant, _cancelled_message(steps), known, steps)
+                on_cancelled(replace(
+                    result, seconds=time.perf_counter() - began, attempts=tries[0], step_retries=steps.retried
+                ))
             raise
         elapsed = time.perf_counter() - began
         if outcome:  # it finished, even if the deadline passed meanwhile
@@ -380,6 +389,19 @@ class TenantAttempt:
                 return result
             return replace(result, to_heads=state.heads)
         return result
+
+
+def _cancelled_message(steps: _Steps) -> str:
+    message = "cancelled while migrating"
+    if steps.applied:
+        message += f"; committed before that: {', '.join(steps.applied)}"
+    if steps.rolled_back:
+        message += f"; {steps.rolled_back} uncommitted step(s) rolled back"
+    if steps.failed or steps.in_flight:
+        message += "; the step in flight was interrupted"
+    if not steps.applied:
+        message += "; nothing was committed"
+    return message
 
 
 def cancelling() -> bool:

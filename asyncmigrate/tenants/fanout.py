@@ -105,6 +105,7 @@ class _Ledger:
                     tenant.name, tenant.masked_url, tenant.schema, "failed", from_heads=known, to_heads=None,
                     error=f"cancelled while migrating; {done}", started=self._running[tenant.name],
                     finished=self.now(), applied=applied, migrations=len(applied),
+                    seconds=self.now() - self._running[tenant.name], attempts=1,
                 )
             else:
                 self.results[tenant.name] = TenantResult(
@@ -227,8 +228,11 @@ async def migrate_tenants(
                     ledger.step(tenant.name, event)
                     emit(TenantEvent("step", tenant.name, step=event, total=total))
 
+                def on_cancelled(result: TenantResult) -> None:
+                    ledger.finished(replace(result, started=began, finished=ledger.now()))
+
                 result = await attempt.run(
-                    tenant, partial(engines.get, tenant.url), known.get(tenant.name), on_step
+                    tenant, partial(engines.get, tenant.url), known.get(tenant.name), on_step, on_cancelled
                 )
                 finish(replace(result, started=began, finished=ledger.now()))
         finally:
@@ -252,16 +256,21 @@ async def migrate_tenants(
                     break
                 group.start_soon(guarded, tenant, token)
 
+    cancelled = False
     try:
         for index, wave in enumerate(waves(selected, canary)):
             await start_wave(wave)
             policy.after_wave(index, len(wave), bool(canary))
+    except anyio.get_cancelled_exc_class():
+        cancelled = True
+        raise
     finally:
         with anyio.CancelScope(shield=True):
             await engines.close()
-            report.results = ledger.close(selected, policy.stopped)
+            stopped = policy.final(cancelled)
+            report.results = ledger.close(selected, stopped)
             report.seconds = ledger.now()
-            report.stopped = policy.stopped
+            report.stopped = stopped
             if report_path is not None:
                 report.write(report_path)
     return report

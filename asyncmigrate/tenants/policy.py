@@ -65,6 +65,13 @@ class StopPolicy:
             self.stopped = "stopped on request"
         return self.stopped is None
 
+    def final(self, cancelled: bool) -> str | None:
+        """Why the run stopped, for its report: :attr:`stopped`, and whether it was then cancelled."""
+        self.may_start()
+        if cancelled:
+            return f"{self.stopped}, then cancelled" if self.stopped else "cancelled"
+        return self.stopped
+
     def after_wave(self, index: int, wave_size: int, canary: bool) -> None:
         """A wave has finished: a failed canary wave stops the run."""
         if canary and index == 0 and self.failures and self.stopped is None:

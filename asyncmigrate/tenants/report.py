@@ -272,8 +272,9 @@ def merge_reports(reports: Sequence[FanoutReport]) -> FanoutReport:
         merged.shards += report.shards
         merged.warnings += report.warnings
         merged.concurrency += report.concurrency
-        if report.stopped:
-            merged.stopped = "; ".join(filter(None, (merged.stopped, report.stopped)))
+        reasons = merged.stopped.split("; ") if merged.stopped else []
+        if report.stopped and report.stopped not in reasons:  # each reason once, however many shards gave it
+            merged.stopped = "; ".join([*reasons, report.stopped])
     merged.started_at = min((r.started_at for r in reports if r.started_at), default="")
     merged.seconds = max(r.seconds for r in reports)
     counts = {count for count in map(_shard_count, merged.shards) if count is not None}

@@ -237,3 +237,62 @@ def test_timeout_must_be_a_finite_positive_number(tmp_path: Path, value: str) ->
     assert "Invalid value for '--timeout'" in err
     assert "Traceback" not in err
     assert not (tmp_path / "a1.db").exists()
+
+
+SLOW_SECOND = [
+    Rev("s1", None, """
+        op.execute("CREATE TABLE t (id INTEGER)")
+    """),
+    Rev("s2", "s1", """
+        import os, time
+        from pathlib import Path
+        from asyncmigrate import context
+        Path(os.environ["MARKS"], context.tenant.name).touch()
+        for _ in range(600):  # a minute of short statements: a cancellation lands between them
+            op.execute("SELECT 1")
+            time.sleep(0.1)
+    """),
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("jobs", [None, 2])
+def test_a_second_signal_cancels_and_the_report_still_says_where_each_tenant_stands(
+    tmp_path: Path, jobs: int | None
+) -> None:
+    from ..project import PER_MIGRATION_ENV
+
+    make_project(tmp_path, SLOW_SECOND, env_py=PER_MIGRATION_ENV)
+    names = ["c0", "c1"]
+    (tmp_path / "tenants.toml").write_text(
+        "".join(f'[[tenants]]\nname = "{n}"\nurl = "sqlite:///{tmp_path}/{n}.db"\n\n' for n in names),
+        encoding="utf-8",
+    )
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "asyncmigrate", "-c", str(tmp_path / "alembic.ini"), "upgrade", "head",
+         "--tenants", str(tmp_path / "tenants.toml"), "--concurrency", "2", "--report", str(tmp_path / "r.json"),
+         "--no-progress", *(["--jobs", str(jobs)] if jobs else [])],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1", "MARKS": str(marks)},
+    )
+    deadline = time.monotonic() + 30
+    while len(list(marks.iterdir())) < len(names) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(list(marks.iterdir())) == len(names), "the tenants never reached their second revision"
+    proc.send_signal(signal.SIGTERM)
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err
+    assert "Traceback" not in err, err
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["stopped"] == "stopped on request, then cancelled"
+    for record in report["tenants"]:
+        assert record["status"] == "failed", record
+        assert record["applied"] == ["s1"], record
+        assert record["to"] == ["s1"], record  # where it stands: s1 committed by itself
+        assert record["attempts"] == 1, record
+        assert 0 < record["seconds"] < 60, record
+        assert record["error"].startswith("cancelled while migrating; committed before that: s1"), record

@@ -152,6 +152,9 @@ async def test_a_cancelled_run_still_records_what_committed(tmp_path: Path, pg_d
     (record,) = json.loads((tmp_path / "r.json").read_text())["tenants"]
     assert record["status"] == "failed"
     assert record["applied"] == ["r0", "r1"]
-    assert record["error"] == "cancelled while migrating; committed before that: r0, r1"
-    assert record["to"] is None
+    assert record["error"] == (
+        "cancelled while migrating; committed before that: r0, r1; the step in flight was interrupted"
+    )
+    assert record["to"] == ["r1"]  # derived from what committed; read back below
+    assert record["attempts"] == 1 and record["seconds"] > 0
     assert (await state_of(shared, "tenant_cx"))[1] == ["r1"]
