@@ -21,6 +21,7 @@ __all__ = [
     "mask_passwords_in",
     "missing_sqlite_file",
     "parse_url",
+    "sqlite_file_path",
     "to_async_url",
 ]
 
@@ -145,8 +146,9 @@ def driver_missing(exc: BaseException) -> bool:
 def missing_sqlite_file(url: str | URL) -> str | None:
     """Return the file path of a SQLite ``url`` whose database file does not exist (else None).
 
-    In-memory databases and ``file:`` URIs are never "missing". Read-only
-    commands check this instead of letting the driver create an empty file.
+    In-memory databases are never "missing"; a ``file:`` URI names the file
+    in its path. Read-only commands check this instead of letting the driver
+    create an empty file.
     """
     from pathlib import Path
 
@@ -156,7 +158,32 @@ def missing_sqlite_file(url: str | URL) -> str | None:
         return None
     if parsed.get_backend_name() != "sqlite":
         return None
-    database = parsed.database or ""
-    if not database or database == ":memory:" or database.startswith("file:") or parsed.query.get("uri"):
+    path = sqlite_file_path(parsed)
+    return None if path is None or Path(path).exists() else path
+
+
+def sqlite_file_path(url: URL) -> str | None:
+    """The file a SQLite URL opens, as written (maybe relative); None for an in-memory database.
+
+    Plain paths are the URL's database; a ``file:`` URI (``uri=true``) names
+    its file in the URI's path, percent-encoded, after an optional
+    ``//localhost`` authority.
+    """
+    from urllib.parse import unquote
+
+    database = url.database or ""
+    if not database or database == ":memory:":
         return None
-    return None if Path(database).exists() else database
+    if not (database.startswith("file:") or url.query.get("uri")):
+        return database
+    if url.query.get("mode") == "memory":
+        return None
+    path = database.removeprefix("file:")
+    path, _, _ = path.partition("?")
+    if path.startswith("//"):  # file://host/path: only an empty or local host is allowed
+        host, _, rest = path[2:].partition("/")
+        path = "/" + rest if host in ("", "localhost") else path
+    path = unquote(path)
+    return None if not path or path == ":memory:" else path
+
+

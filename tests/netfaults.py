@@ -23,6 +23,7 @@ class Proxy:
         self.refuse_first = refuse_first
         self.accepted = 0
         self._stalled_up_to = 0  # connections accepted up to this count lose their answers
+        self._drop_on: bytes | None = None
         self._writers: set[asyncio.StreamWriter] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._server: asyncio.Server | None = None
@@ -49,6 +50,10 @@ class Proxy:
         """From now on forward nothing, either way, on open and new connections, closing none:
         the server (or the network to it) stops answering altogether."""
         self.silent = True
+
+    def drop_on(self, request: bytes) -> None:
+        """Abort the first connection whose client sends ``request`` (before it reaches the server)."""
+        self._drop_on = request
 
     def drop_all(self) -> int:
         """Abort every open connection, as a network reset or a server restart would."""
@@ -85,6 +90,11 @@ class Proxy:
                 while data := await src.read(65536):
                     if stalled(answers) or self.silent:
                         continue  # lost on the way
+                    if not answers and self._drop_on is not None and self._drop_on in data:
+                        self._drop_on = None
+                        writer.transport.abort()
+                        up_writer.transport.abort()
+                        return
                     dst.write(data)
                     await dst.drain()
             except Exception:

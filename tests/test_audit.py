@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
+from .clirunner import cli_runner
 from sqlalchemy.engine import URL
 
 from asyncmigrate import command
@@ -31,7 +31,7 @@ def revision_file(root: Path, rev: str) -> Path:
 
 
 def cli_run(root: Path, *args: str) -> tuple[int, str, str]:
-    result = CliRunner().invoke(cli, ["-c", str(root / "alembic.ini"), *args], catch_exceptions=False)
+    result = cli_runner().invoke(cli, ["-c", str(root / "alembic.ini"), *args], catch_exceptions=False)
     return result.exit_code, result.stdout, result.stderr
 
 

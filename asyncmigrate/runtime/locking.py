@@ -321,9 +321,7 @@ def lock_for(connection: Connection, version_table: str, schema: str | None) -> 
 
 
 def _sqlite_file(connection: Connection) -> str | None:
-    database: str | None = connection.engine.url.database
-    if not database or database == ":memory:" or database.startswith("file::memory:"):
-        return None
-    if database.startswith("file:"):
-        database = database[5:].split("?", 1)[0]
-    return os.path.abspath(database)
+    from ..urls import sqlite_file_path
+
+    database = sqlite_file_path(connection.engine.url)
+    return None if database is None else os.path.abspath(database)

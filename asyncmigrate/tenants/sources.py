@@ -9,6 +9,7 @@ import sys
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping
 from pathlib import Path
 from typing import Any, TypeAlias
+from urllib.parse import quote
 
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
@@ -17,7 +18,7 @@ from sqlalchemy.pool import NullPool
 
 from ..config import expand_environment
 from ..exceptions import ConfigError, ConnectionFailedError
-from ..urls import mask_password, mask_passwords_in, to_async_url
+from ..urls import mask_password, mask_passwords_in, sqlite_file_path, to_async_url
 from .model import Tenant
 
 if sys.version_info >= (3, 11):
@@ -39,21 +40,25 @@ TenantSource: TypeAlias = "Iterable[Tenant] | AsyncIterable[Tenant]"
 
 
 def _anchored(url: str, base: Path | None) -> str:
-    """Resolve a relative SQLite file path in ``url`` against ``base`` (the tenants file's folder)."""
+    """Resolve a relative SQLite file path in ``url`` against ``base`` (the tenants file's folder).
+
+    Plain paths and ``file:`` URIs alike; in-memory databases and absolute
+    paths are left as they are.
+    """
     if base is None:
         return url
     parsed = to_async_url(url)
-    database = parsed.database or ""
-    if (
-        parsed.get_backend_name() != "sqlite"
-        or not database
-        or database == ":memory:"
-        or database.startswith("file:")
-        or parsed.query.get("uri")
-        or Path(database).is_absolute()
-    ):
+    if parsed.get_backend_name() != "sqlite":
         return url
-    return parsed.set(database=str(base / database)).render_as_string(hide_password=False)
+    path = sqlite_file_path(parsed)
+    if path is None or Path(path).is_absolute():
+        return url
+    database = parsed.database or ""
+    if database.startswith("file:") or parsed.query.get("uri"):  # a URI: its path percent-encoded
+        anchored = ("file:" if database.startswith("file:") else "") + quote(str(base / path), safe="/")
+    else:
+        anchored = str(base / path)
+    return parsed.set(database=anchored).render_as_string(hide_password=False)
 
 
 def _tenant_from_mapping(

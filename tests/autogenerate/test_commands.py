@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from click.testing import CliRunner
+from ..clirunner import cli_runner
 from sqlalchemy.engine import URL
 
 from asyncmigrate import Config, command
@@ -314,7 +314,7 @@ def test_check_command_line_exits_1_when_models_differ(tmp_path: Path) -> None:
     make_project(tmp_path, url=url, env_py=CLI_ENV_PY)
     (tmp_path / "models.py").write_text(MODELS_PY.format(extra=""))
     ini = str(tmp_path / "alembic.ini")
-    runner = CliRunner()
+    runner = cli_runner()
     made = runner.invoke(cli, ["-c", ini, "revision", "--autogenerate", "-m", "first"])
     assert made.exit_code == 0, made.output
     assert runner.invoke(cli, ["-c", ini, "upgrade", "head"]).exit_code == 0
@@ -556,7 +556,7 @@ def test_check_without_target_metadata_fails_as_alembic_does(tmp_path: Path) -> 
     with pytest.raises(AlembicCommandError, match="does not provide a MetaData"):
         alembic_command.check(alembic_cfg)
 
-    result = CliRunner().invoke(cli, ["-c", ini, "check"])
+    result = cli_runner().invoke(cli, ["-c", ini, "check"])
     assert result.exit_code == 1
     assert "does not provide a MetaData" in result.output
     assert len(result.output.strip().splitlines()) == 1

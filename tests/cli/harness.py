@@ -27,7 +27,7 @@ from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from click.testing import CliRunner
+from ..clirunner import cli_runner
 
 from asyncmigrate.cli import cli
 
@@ -323,7 +323,7 @@ def run_asyncmigrate(
 ) -> Outcome:
     """Run asyncmigrate's command line on ``project`` through click's ``CliRunner``."""
     root = project.root if isinstance(project, Project) else project
-    runner = CliRunner()
+    runner = cli_runner()
     with working_directory(root):
         result = runner.invoke(cli, _argv(args), env=env, catch_exceptions=True)
     stderr = result.stderr

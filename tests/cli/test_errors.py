@@ -69,16 +69,16 @@ def test_ambiguous_prefix(tmp_path: Path) -> None:
 def test_raiseerr_raises_the_error_itself(tmp_path: Path) -> None:
     project = alembic_init(tmp_path, "generic")
     write_history(project, [Rev("abcd1111", None), Rev("abcd2222", "abcd1111")])
-    from click.testing import CliRunner
+    from ..clirunner import cli_runner
 
     from asyncmigrate.cli import cli
 
     from .harness import working_directory
 
     with working_directory(project.root):
-        result = CliRunner().invoke(cli, ["--raiseerr", "show", "abcd"])
+        result = cli_runner().invoke(cli, ["--raiseerr", "show", "abcd"])
         assert isinstance(result.exception, AmbiguousRevisionError)
-        result = CliRunner().invoke(cli, ["--raiseerr", "show", "zzzz"])
+        result = cli_runner().invoke(cli, ["--raiseerr", "show", "zzzz"])
         assert isinstance(result.exception, UnknownRevisionError)
 
 

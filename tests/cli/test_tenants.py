@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
+from ..clirunner import cli_runner
 
 from asyncmigrate.cli import cli
 
@@ -45,7 +45,7 @@ def project(tmp_path: Path, names: list[str]) -> tuple[Path, Path]:
 
 
 def invoke(*args: str) -> tuple[int, str, str]:
-    result = CliRunner().invoke(cli, list(args), catch_exceptions=False)
+    result = cli_runner().invoke(cli, list(args), catch_exceptions=False)
     return result.exit_code, result.stdout, result.stderr
 
 
@@ -139,13 +139,16 @@ def test_signal_stops_starting_tenants_and_still_reports(tmp_path: Path, sig: si
     )
     deadline = time.monotonic() + 30
     assert proc.stderr is not None
+    seen = []
     while time.monotonic() < deadline:
-        line = proc.stderr.readline()
-        if line.startswith("[1/8]"):
+        seen.append(proc.stderr.readline())
+        if seen[-1].startswith("[1/8]"):
             break
     proc.send_signal(sig)
     out, err = proc.communicate(timeout=60)
-    assert proc.returncode == 128 + sig  # 130 for SIGINT, 143 for SIGTERM, as on one database
+    err = "".join(seen) + err
+    assert seen[-1].startswith("[1/8]"), err
+    assert proc.returncode == 128 + sig, (out, err)  # 130 for SIGINT, 143 for SIGTERM, as on one database
     assert [line for line in err.splitlines() if sig.name in line] == [
         f"{sig.name}: stopping; no new tenants start, in-flight ones finish (send it again to cancel them)."
     ]

@@ -426,7 +426,7 @@ def test_the_fan_out_cli_shows_lock_timeout_retries(tmp_path: Path, pg_db: URL) 
     import threading
 
     import psycopg2
-    from click.testing import CliRunner
+    from ..clirunner import cli_runner
 
     from asyncmigrate.cli import cli
 
@@ -437,13 +437,13 @@ def test_the_fan_out_cli_shows_lock_timeout_retries(tmp_path: Path, pg_db: URL) 
         anyio.run(_create_schema, pg_db, f"tenant_cliretry{i}")
     base = ["-c", ini, "upgrade"]
     fan = ["--schemas", "tenant_cliretry%", "--no-progress"]
-    assert CliRunner().invoke(cli, [*base, "a1", *fan]).exit_code == 0
+    assert cli_runner().invoke(cli, [*base, "a1", *fan]).exit_code == 0
     holder = psycopg2.connect(host=pg_db.host, port=pg_db.port, user=pg_db.username, dbname=pg_db.database)
     release = threading.Timer(1.0, holder.rollback)
     try:
         holder.cursor().execute("SELECT * FROM tenant_cliretry1.account")
         release.start()
-        result = CliRunner().invoke(cli, [*base, "head", *fan])
+        result = cli_runner().invoke(cli, [*base, "head", *fan])
     finally:
         release.join()
         holder.close()

@@ -156,3 +156,26 @@ async def test_a_stalled_connection_fails_the_tenant_and_a_retry_completes_it(
         report = await migrate_tenants(config, tenants, "head", concurrency=3, retries=1)
     assert report.counts["failed"] == 0, report.failed
     assert all(r.to_heads == ("r2",) for r in report.results), report.results
+
+
+async def test_a_reset_during_the_asyncpg_self_check_is_a_connect_failure_a_retry_covers(
+    tmp_path: Path, pg_db: URL, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The once-per-process check of the asyncpg fast path loses its connection: the tenant is
+    retried (not failed with a bare driver error), and the check is made again, not given up."""
+    from asyncmigrate.runtime.drivers import asyncpg as fast_path
+
+    monkeypatch.setattr(fast_path, "_VERIFIED", {})  # the check runs in this test's first session
+    config = make_project(tmp_path, REVS)
+    async with proxy_to(pg_db) as proxy:
+        proxy.drop_on(b"\nSELECT 1\x00")  # the check's folded BEGIN; SELECT 1
+        url = proxy.url(pg_db).render_as_string(hide_password=False)
+        report = await migrate_tenants(
+            config, [Tenant("reset", url, "tenant_reset")], "head", retries=1, retry_backoff=0.01
+        )
+    (result,) = report.results
+    assert result.status == "ok", result
+    assert result.attempts == 2
+    assert result.applied == ("r0", "r1", "r2")
+    assert list(fast_path._VERIFIED.values()) == [True]  # checked again on the new connection
+    assert "Traceback" not in caplog.text

@@ -6,7 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
+from sqlalchemy.engine import make_url
+from ..clirunner import cli_runner
 
 from asyncmigrate.cli import cli
 from asyncmigrate.tenants import Tenant, load_tenants_file, migrate_tenants
@@ -36,7 +37,7 @@ def test_relative_paths_resolve_against_the_tenants_file(
     elsewhere.mkdir()
     monkeypatch.chdir(elsewhere)
     make_project(tmp_path / "project", REVS)
-    result = CliRunner().invoke(
+    result = cli_runner().invoke(
         cli, ["-c", str(tmp_path / "project" / "alembic.ini"), "upgrade", "head",
               "--tenants", str(tenants), "--no-progress"],
         catch_exceptions=False,
@@ -73,7 +74,7 @@ async def test_read_only_commands_create_no_database(
 def test_current_from_the_command_line_reports_the_missing_file(tmp_path: Path) -> None:
     tenants = fleet(tmp_path)
     make_project(tmp_path / "project", REVS)
-    result = CliRunner().invoke(
+    result = cli_runner().invoke(
         cli, ["-c", str(tmp_path / "project" / "alembic.ini"), "current",
               "--tenants", str(tenants), "--json"],
         catch_exceptions=False,
@@ -85,3 +86,32 @@ def test_current_from_the_command_line_reports_the_missing_file(tmp_path: Path) 
         "b": f"database file does not exist: {tmp_path}/fleet/dbs/b.db",
     }
     assert list((tmp_path / "fleet" / "dbs").iterdir()) == []
+
+
+def test_file_uris_in_a_tenants_file_are_its_own_and_read_only_commands_create_none(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``sqlite:///file:dbs/c.db?uri=true`` is a path too: relative to the tenants file, never created by
+    ``current``; an in-memory URI is left alone."""
+    (tmp_path / "fleet" / "my dbs").mkdir(parents=True)
+    tenants = tmp_path / "fleet" / "tenants.toml"
+    tenants.write_text(
+        '[[tenants]]\nname = "c"\nurl = "sqlite:///file:my%20dbs/c.db?uri=true"\n\n'
+        '[[tenants]]\nname = "m"\nurl = "sqlite:///file:mem?mode=memory&uri=true"\n',
+        encoding="utf-8",
+    )
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    make_project(tmp_path / "project", REVS)
+    base = ["-c", str(tmp_path / "project" / "alembic.ini")]
+    current = cli_runner().invoke(cli, [*base, "current", "--tenants", str(tenants), "--json"])
+    assert current.exit_code == 1, current.output
+    errors = {t["name"]: t["error"] for t in json.loads(current.stdout)["tenants"]}
+    assert errors["c"] == f"database file does not exist: {tmp_path}/fleet/my dbs/c.db"
+    assert list((tmp_path / "fleet" / "my dbs").iterdir()) == [] and list(elsewhere.iterdir()) == []
+    upgrade = cli_runner().invoke(cli, [*base, "upgrade", "head", "--tenants", str(tenants), "--no-progress"])
+    assert upgrade.exit_code == 0, upgrade.output
+    assert [p.name for p in (tmp_path / "fleet" / "my dbs").glob("*.db")] == ["c.db"]
+    assert list(elsewhere.iterdir()) == []
+    assert make_url(load_tenants_file(tenants)[1].url).database == "file:mem"  # in memory: as it was

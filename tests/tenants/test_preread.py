@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
+from ..clirunner import cli_runner
 from sqlalchemy.engine import URL
 
 from asyncmigrate import command
@@ -53,7 +53,7 @@ def test_custom_version_table_from_the_command_line(tmp_path: Path, pg_db: URL) 
         "".join(f'[[tenants]]\nname = "c{i}"\nurl = "{shared}"\nschema = "tenant_c{i}"\n\n' for i in range(3)),
         encoding="utf-8",
     )
-    runner = CliRunner()
+    runner = cli_runner()
     base = ["-c", str(tmp_path / "alembic.ini")]
     source = ["--tenants", str(tmp_path / "tenants.toml"), "--no-progress"]
     assert runner.invoke(cli, [*base, "upgrade", "head", *source]).exit_code == 0

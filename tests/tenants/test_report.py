@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
+from ..clirunner import cli_runner
 
 from asyncmigrate.cli import cli
 from asyncmigrate.exceptions import ConfigError
@@ -51,11 +51,11 @@ def test_merge_combines_counts_and_flags_gaps() -> None:
 def test_report_merge_alias_on_the_command_line(tmp_path: Path) -> None:
     FanoutReport("upgrade", "head", [result("a")], shards=["0/2"]).write(tmp_path / "s0.json")
     FanoutReport("upgrade", "head", [result("b", "unchanged")], shards=["1/2"]).write(tmp_path / "s1.json")
-    merged = CliRunner().invoke(cli, ["report", "merge", str(tmp_path / "s0.json"), str(tmp_path / "s1.json"),
+    merged = cli_runner().invoke(cli, ["report", "merge", str(tmp_path / "s0.json"), str(tmp_path / "s1.json"),
                                       "--json"])
     assert merged.exit_code == 0, merged.output
     assert '"ok": 1' in merged.stdout and '"unchanged": 1' in merged.stdout
-    broken = CliRunner().invoke(cli, ["report", "merge", str(tmp_path / "nope.json")])
+    broken = cli_runner().invoke(cli, ["report", "merge", str(tmp_path / "nope.json")])
     assert broken.exit_code == 1 and "not a readable fan-out report" in broken.stderr
 
 

@@ -74,13 +74,13 @@ async def test_duplicates_are_refused_before_sharding() -> None:
 
 
 def test_an_empty_shard_warns_on_stderr(tmp_path: Path) -> None:
-    from click.testing import CliRunner
+    from ..clirunner import cli_runner
 
     make_project(tmp_path, [Rev("r1", None, 'op.execute("CREATE TABLE t (id INTEGER)")')])
     (tmp_path / "tenants.toml").write_text(
         '[[tenants]]\nname = "solo"\nurl = "sqlite:///solo.db"\n', encoding="utf-8"
     )
-    runner = CliRunner()
+    runner = cli_runner()
     outputs = []
     for index in range(2):
         result = runner.invoke(

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
+from ..clirunner import cli_runner
 from sqlalchemy.engine import URL
 
 from asyncmigrate.cli import cli
@@ -95,7 +95,7 @@ def test_names_with_control_characters_cannot_forge_output_lines(tmp_path: Path)
         '[[tenants]]\nname = "secret"\nurl = "postgresql://app:hunter2@127.0.0.1:1/x"\n',
         encoding="utf-8",
     )
-    result = CliRunner().invoke(
+    result = cli_runner().invoke(
         cli, ["-c", str(tmp_path / "alembic.ini"), "upgrade", "head",
               "--tenants", str(tmp_path / "tenants.toml"), "--no-progress"],
         catch_exceptions=False,
@@ -116,7 +116,7 @@ def test_four_shards_merge_into_one_fleet_report(tmp_path: Path, shards: int) ->
     (tmp_path / "tenants.toml").write_text(
         "".join(f'[[tenants]]\nname = "{n}"\nurl = "sqlite:///{n}.db"\n\n' for n in names), encoding="utf-8"
     )
-    runner = CliRunner()
+    runner = cli_runner()
     base = ["-c", str(tmp_path / "alembic.ini")]
     for index in range(shards):
         ran = runner.invoke(cli, [*base, "-q", "upgrade", "head", "--tenants", str(tmp_path / "tenants.toml"),

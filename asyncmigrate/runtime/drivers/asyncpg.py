@@ -151,6 +151,12 @@ def _verified(bookkeeping: _Bookkeeping, adapter: Any) -> bool | None:
             adapter.commit()
             ok = not raw.is_in_transaction() and not bookkeeping.started(adapter) and raw._top_xact is None
     except Exception as exc:
+        if raw.is_closed():
+            # The connection was lost, which says nothing about the adapter: this session
+            # takes the plain path (where the loss is a connect failure a retry covers) and
+            # the next one checks again.
+            log.debug("asyncpg self-check lost its connection: %r", exc)
+            return False
         log.debug("asyncpg fast path disabled: its self-check failed: %r", exc)
         ok = False
         if raw.is_in_transaction():
