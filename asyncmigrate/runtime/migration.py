@@ -38,6 +38,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection, Dialect, Engine, Transaction
 from sqlalchemy.engine.mock import MockConnection
 from sqlalchemy.engine.url import URL, make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql.expression import Executable
 
 from .._greenlet import await_in_loop, run_shielded, sleep, to_thread
@@ -532,11 +533,22 @@ class MigrationContext:
         statements.append(use.format(quoted))
         driver = self.driver
         sql = ";\n".join(statements)
-        if self._in_external_transaction or driver is None or driver.simple_status(sql) is None:
-            for statement in statements:
-                self.connection.exec_driver_sql(statement)
-            if not self._in_external_transaction:
-                self.connection.commit()
+        try:
+            if self._in_external_transaction or driver is None or driver.simple_status(sql) is None:
+                for statement in statements:
+                    self.connection.exec_driver_sql(statement)
+                if not self._in_external_transaction:
+                    self.connection.commit()
+        except DBAPIError as exc:
+            if len(statements) > 1 or not _unknown_database(exc):
+                raise
+            # A read-only run on a tenant whose database does not exist yet: it stands at
+            # base (its version table, read qualified, is absent), as PostgreSQL's missing
+            # schema does.
+            log.debug("Tenant schema %s does not exist; nothing to enter", schema)
+            if not self._in_external_transaction and self.connection.in_transaction():
+                self.connection.rollback()
+            return
         self._schema_entered = True
 
     def _session_reset_sql(self) -> list[str]:
@@ -1116,6 +1128,12 @@ class MigrationContext:
                 raise MigrationError(f"the revision called sys.exit({exc.code!r})") from exc
         if portals is not None:
             portals.sweep(self.connection)
+
+
+def _unknown_database(exc: DBAPIError) -> bool:
+    """Whether MySQL/MariaDB refused ``USE`` because the database does not exist (error 1049)."""
+    args: tuple[object, ...] = getattr(exc.orig, "args", ())
+    return bool(args) and args[0] == 1049
 
 
 class _RetryUnit(Exception):

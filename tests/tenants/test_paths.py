@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 from ..clirunner import cli_runner
 
 from asyncmigrate.cli import cli
@@ -115,3 +115,33 @@ def test_file_uris_in_a_tenants_file_are_its_own_and_read_only_commands_create_n
     assert [p.name for p in (tmp_path / "fleet" / "my dbs").glob("*.db")] == ["c.db"]
     assert list(elsewhere.iterdir()) == []
     assert make_url(load_tenants_file(tenants)[1].url).database == "file:mem"  # in memory: as it was
+
+
+@pytest.mark.parametrize("operation", ["current", "check"])
+async def test_a_schema_tenant_whose_schema_does_not_exist_reads_as_base_and_is_not_created(
+    tmp_path: Path, server_db: URL, operation: str
+) -> None:
+    """PostgreSQL (a schema) and MySQL/MariaDB (a database) alike: at base, and still absent after."""
+    from sqlalchemy import text
+    from sqlalchemy.ext.asyncio import create_async_engine
+    from sqlalchemy.pool import NullPool
+
+    config = make_project(tmp_path, REVS)
+    url = server_db.render_as_string(hide_password=False)
+    ghost = f"{server_db.database}_ghost"
+    report = await migrate_tenants(config, [Tenant("ghost", url, ghost)], None, operation=operation)  # type: ignore[arg-type]
+    (result,) = report.results
+    if operation == "current":
+        assert (result.status, result.to_heads) == ("ok", ()), result
+    else:
+        assert result.status == "failed" and result.to_heads == (), result
+        assert "not at head" in (result.error or ""), result
+    engine = create_async_engine(url, poolclass=NullPool)
+    try:
+        async with engine.connect() as conn:
+            found = await conn.execute(
+                text("SELECT count(*) FROM information_schema.schemata WHERE schema_name = :s"), {"s": ghost}
+            )
+            assert found.scalar_one() == 0
+    finally:
+        await engine.dispose()
