@@ -16,7 +16,8 @@ import logging
 
 __all__ = ["AlembicHandlers", "follow_alembic_logger"]
 
-#: Set on the ``asyncmigrate`` logger while its configuration is the ``alembic`` logger's.
+#: Set on the ``asyncmigrate`` logger while its configuration is the ``alembic`` logger's:
+#: the state :func:`follow_alembic_logger` left it in.
 _FOLLOWING = "_asyncmigrate_follows_alembic"
 
 
@@ -37,16 +38,29 @@ class AlembicHandlers(logging.Handler):
 
 
 def follow_alembic_logger() -> None:
-    """Give the ``asyncmigrate`` logger the ``alembic`` logger's configuration (see the module doc)."""
+    """Give the ``asyncmigrate`` logger the ``alembic`` logger's configuration (see the module doc).
+
+    The application's own configuration of the ``asyncmigrate`` logger wins,
+    whether it came before the first call or between two (env.py's
+    ``fileConfig`` with a ``[logger_asyncmigrate]`` section): the logger is
+    followed only while it is as this function last left it.
+    """
     ours = logging.getLogger("asyncmigrate")
     theirs = logging.getLogger("alembic")
-    following = getattr(ours, _FOLLOWING, False)
-    if not following and (ours.level != logging.NOTSET or ours.handlers or not ours.propagate):
+    left: tuple[object, ...] | None = getattr(ours, _FOLLOWING, None)
+    if left is None and (ours.level != logging.NOTSET or ours.handlers or not ours.propagate):
         return  # the application configured asyncmigrate's logging: leave it alone
+    if left is not None and _state(ours) != left:
+        setattr(ours, _FOLLOWING, None)  # configured since: the application's now
+        return
     for handler in [h for h in ours.handlers if isinstance(h, AlembicHandlers)]:
         ours.removeHandler(handler)
     ours.setLevel(theirs.level)
     if theirs.handlers:
         ours.addHandler(AlembicHandlers(theirs))
     ours.propagate = theirs.propagate
-    setattr(ours, _FOLLOWING, True)
+    setattr(ours, _FOLLOWING, _state(ours))
+
+
+def _state(logger: logging.Logger) -> tuple[object, ...]:
+    return (logger.level, logger.propagate, tuple(logger.handlers))

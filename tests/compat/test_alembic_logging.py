@@ -37,3 +37,31 @@ def test_logger_alembic_level_shows_or_hides_the_running_lines(tmp_path: Path, h
         assert "b2 -> c3" in running[2]
     else:
         assert running == [], done.stderr
+
+
+@pytest.mark.parametrize("how", ["cli", "api"])
+@pytest.mark.parametrize("level", ["INFO", "WARNING"])
+def test_the_logger_asyncmigrate_section_init_writes_governs_the_running_lines(
+    tmp_path: Path, how: str, level: str
+) -> None:
+    """``asyncmigrate init`` writes ``[logger_asyncmigrate]`` (WARNING); set to INFO, it shows them."""
+    done = subprocess.run([sys.executable, "-m", "asyncmigrate", "init", "migrations"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    ini = tmp_path / "alembic.ini"
+    text = ini.read_text(encoding="utf-8")
+    section = "[logger_asyncmigrate]\nlevel = WARNING"
+    assert section in text
+    ini.write_text(text.replace(section, f"[logger_asyncmigrate]\nlevel = {level}"), encoding="utf-8")
+    (tmp_path / "migrations" / "versions" / "a1.py").write_text(
+        "from asyncmigrate import op\n\nrevision = 'a1'\ndown_revision = None\n\n\n"
+        "def upgrade():\n    op.execute('CREATE TABLE t (id INTEGER)')\n\n\ndef downgrade():\n    pass\n",
+        encoding="utf-8",
+    )
+    command = [sys.executable, "-m", "asyncmigrate", "upgrade", "head"] if how == "cli" else [
+        sys.executable, "-c", API,
+    ]
+    done = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    running = [line for line in done.stderr.splitlines() if "Running upgrade" in line]
+    assert len(running) == (1 if level == "INFO" else 0), done.stderr

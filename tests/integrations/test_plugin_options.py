@@ -219,3 +219,42 @@ def test_downgrade_clean_names_the_object_in_another_schema(pytester: pytest.Pyt
     result.stdout.fnmatch_lines(["*Downgrading revision c3 (c3) does not undo its upgrade: "
                                  "*table billing.refund: left behind*"])
     assert "During handling" not in result.stdout.str()
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_checks_pass_on_a_project_made_by_init(pytester: pytest.Pytester, backend: str) -> None:
+    """``asyncmigrate init`` keeps the history table (``history_table = asyncmigrate_history``): a
+    downgrade leaves it, and its id sequence, in place -- the tool's own, not the revision's leftovers."""
+    from asyncmigrate import Config
+    from asyncmigrate.cli import cli
+
+    from ..clirunner import cli_runner
+
+    if backend == "postgresql":
+        backends.require("postgresql")
+    made = cli_runner().invoke(cli, ["-c", str(pytester.path / "alembic.ini"), "init", str(pytester.path / "migrations")])
+    assert made.exit_code == 0, made.output
+    assert "history_table = asyncmigrate_history" in (pytester.path / "alembic.ini").read_text()
+    versions = pytester.path / "migrations" / "versions"
+    for rev, down, up, undo in [
+        ("0001", None, 'op.create_table("account", sa.Column("id", sa.Integer, primary_key=True))',
+         'op.drop_table("account")'),
+        ("0002", "0001", 'op.add_column("account", sa.Column("email", sa.String(100)))',
+         'op.drop_column("account", "email")'),
+    ]:
+        (versions / f"{rev}.py").write_text(
+            f"import sqlalchemy as sa\nfrom asyncmigrate import op\n\nrevision = {rev!r}\ndown_revision = {down!r}\n"
+            f"branch_labels = None\ndepends_on = None\n\n\ndef upgrade():\n    {up}\n\n\ndef downgrade():\n    {undo}\n",
+            encoding="utf-8",
+        )
+    url = f"asyncmigrate_url = {PG_SERVER}\n" if backend == "postgresql" else ""
+    pytester.makeini(
+        "[pytest]\nasyncio_mode = auto\nasyncio_default_fixture_loop_scope = function\n"
+        f"asyncmigrate_checks = upgrade stairway downgrade_clean\n{url}"
+    )
+    try:
+        result = pytester.runpytest_subprocess("-v")
+    finally:
+        if backend == "postgresql":
+            drop_templates(Config(str(pytester.path / "alembic.ini")), PG_SERVER)
+    result.assert_outcomes(passed=3)

@@ -183,22 +183,6 @@ async def test_each_tenant_ends_with_exactly_its_own_values(
         assert got == want, tenant
 
 
-IMPORTS_ENV_PY = """
-from asyncmigrate import context
-
-def run(connection):
-    context.configure(connection=connection, target_metadata=None)
-    with context.begin_transaction():
-        context.run_migrations()
-
-async def main():
-    async with context.connect() as connection:
-        await connection.run_sync(run)
-
-context.run_async(main)
-"""
-
-
 async def test_a_revisions_top_level_code_runs_once_for_each_tenant_and_sees_that_tenant(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -208,7 +192,7 @@ async def test_a_revisions_top_level_code_runs_once_for_each_tenant_and_sees_tha
     process would log one tenant; one imported twice in a run would log it
     twice.
     """
-    make_project(tmp_path, [], env_py=IMPORTS_ENV_PY)
+    make_project(tmp_path, [])  # the async template's env.py
     helpers = tmp_path / "helpers"
     helpers.mkdir()
     (helpers / "fanout_import_log.py").write_text("IMPORTS = []\n", encoding="utf-8")

@@ -314,6 +314,18 @@ async def _snapshot(engine: AsyncEngine, exclude: frozenset[str]) -> dict[str, A
         return await connection.run_sync(schema_snapshot, exclude)
 
 
+def _tool_tables(config: Config) -> frozenset[str]:
+    """The tables the migration tool keeps for itself: the version table and, if kept, the history table.
+
+    A downgrade leaves them as they are (the history table records the downgrade).
+    """
+    names = {str(config.get_alembic_option("version_table", "alembic_version"))}
+    history = config.get_alembic_option("history_table")
+    if history:
+        names.add(str(history))
+    return frozenset(names)
+
+
 async def check_downgrade_clean(run: CheckRun) -> None:
     """Fail when a downgrade does not leave the schema exactly as it was before its upgrade.
 
@@ -325,8 +337,7 @@ async def check_downgrade_clean(run: CheckRun) -> None:
     config = database.config
     history = LinearHistory(await _script(config))
     floor = _downgrade_floor(run, history)
-    version_table = str(config.get_alembic_option("version_table", "alembic_version"))
-    exclude = frozenset({version_table})
+    exclude = _tool_tables(config)
     runner = MigrationRunner(database, run.options)
     engine = database.engine(poolclass=None)
     complete = True

@@ -82,7 +82,8 @@ def schema_snapshot(connection: Connection, exclude: frozenset[str] = frozenset(
     PostgreSQL: every user schema (and the schemas themselves); elsewhere the
     default schema.
 
-    :param exclude: table names to leave out, in any schema (the version table).
+    :param exclude: table names to leave out, in any schema (the version and history
+        tables), with the sequences their serial columns own (``<table>_<column>_seq``).
     """
     inspector = inspect(connection)
     snapshot: dict[str, Any] = {}
@@ -98,7 +99,8 @@ def schema_snapshot(connection: Connection, exclude: frozenset[str] = frozenset(
             snapshot[f"view {prefix}{view}"] = True
         try:
             for sequence in sorted(inspector.get_sequence_names(schema=schema)):
-                snapshot[f"sequence {prefix}{sequence}"] = True
+                if not any(sequence.startswith(f"{t}_") and sequence.endswith("_seq") for t in exclude):
+                    snapshot[f"sequence {prefix}{sequence}"] = True
         except NotImplementedError:
             pass
         get_enums = getattr(inspector, "get_enums", None)
