@@ -49,8 +49,9 @@ _SECRETS = re.compile(
         r"(?P<sql>(?:\bPASSWORD(?:\s+FOR\s+\S+?)?|(?:@\S+|\bUSER\s+\S+)\s+IDENTIFIED\s+BY(?:\s+PASSWORD)?)"
         r"(?:\s*=\s*|\s+|(?=\())"
         rf"(?:PASSWORD\s*)?(?:\(\s*)?)(?:{_SQL_LITERAL})",
-        # password=... (a query string, a libpq connection string, keyword arguments)
-        rf"(?P<key>\b{_KEYS}\s*=\s*)(?:{_QUOTED}|[^&\s;,)'\"]+)",
+        # password=... (a query string, a libpq connection string, keyword arguments); a ":"
+        # and a space after it end a message's URL ("...?password=x: [Errno 111] ..."), not the value
+        rf"(?P<key>\b{_KEYS}\s*=\s*)(?:{_QUOTED}|[^&\s;,)'\"]+?(?=:\s|[&\s;,)'\"]|$))",
     )),
     re.IGNORECASE | re.DOTALL,
 )

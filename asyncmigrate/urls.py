@@ -55,7 +55,7 @@ def parse_url(url: str | URL) -> URL:
         raise ConfigError(f"Invalid database URL {mask_passwords_in(url)!r}") from exc
 
 
-def to_async_url(url: str | URL) -> URL:
+def to_async_url(url: str | URL, *, require_driver: bool = True) -> URL:
     """Return ``url`` with a sync-only driver replaced by its asyncio counterpart.
 
     ``postgres://`` and ``postgresql://`` (and psycopg2, pg8000) become
@@ -64,6 +64,9 @@ def to_async_url(url: str | URL) -> URL:
     ``mariadb://`` become ``+asyncmy``. Async drivers and unknown backends are
     returned unchanged.
 
+    :param require_driver: check that an optional driver the URL needs
+        (asyncmy) is installed; off where a URL is only read (a tenant list),
+        so the check fails the one tenant that connects with it.
     :raises ConfigError: when the URL needs asyncmy and it is not installed
         (the message names ``asyncmigrate[mysql]``).
     """
@@ -75,9 +78,11 @@ def to_async_url(url: str | URL) -> URL:
         return parsed
     async_driver, sync_drivers = entry
     if driver not in sync_drivers:
-        _require_driver(driver, parsed)
+        if require_driver:
+            _require_driver(driver, parsed)
         return parsed.set(drivername=f"{backend}+{driver}" if driver else backend)
-    _require_driver(async_driver, parsed)
+    if require_driver:
+        _require_driver(async_driver, parsed)
     parsed = parsed.set(drivername=f"{backend}+{async_driver}")
     if async_driver == "asyncpg" and "sslmode" in parsed.query:
         mode = parsed.query["sslmode"]

@@ -198,3 +198,17 @@ def test_sql_echoed_by_the_logging_config_is_masked(tmp_path: Path) -> None:
     assert "[sqlalchemy.engine.Engine] BEGIN" in done.stderr  # the echo is on
     assert done.stderr.count("PASSWORD '***'") == 2, done.stderr
     assert MARK not in done.stdout + done.stderr
+
+
+def test_a_query_string_password_is_masked_and_the_messages_separator_kept() -> None:
+    """``...?password=x: [Errno 111] ...``: the ": " after the URL is the message's, not the password's;
+    colons inside the password are the password's."""
+    from asyncmigrate.masking import mask_secrets
+
+    assert mask_secrets("Cannot connect to postgresql://u@h/db?password=s3cret: [Errno 111] refused") == (
+        "Cannot connect to postgresql://u@h/db?password=***: [Errno 111] refused"
+    )
+    assert mask_secrets("postgresql://u@h/db?ssl=1&password=a:b:c&x=1: oops") == (
+        "postgresql://u@h/db?ssl=1&password=***&x=1: oops"
+    )
+    assert mask_secrets("dsn password=ab:cd host=h") == "dsn password=*** host=h"

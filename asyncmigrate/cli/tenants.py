@@ -197,6 +197,14 @@ async def _load_tenants(config: Config, options: TenantOptions) -> list[Tenant]:
         tenants = await discover_schemas(url, options.schemas)
     else:
         tenants = sqlite_files(options.sqlite_glob or "")
+    if not tenants:  # a mistyped path or pattern must not pass as a fleet with nothing to do
+        given = next(
+            f"{flag} {value!r}"
+            for flag, value in (("--tenants", options.tenants), ("--tenants-query", options.tenants_query),
+                                ("--schemas", options.schemas), ("--sqlite-glob", options.sqlite_glob))
+            if value
+        )
+        click.echo(printable(f"warning: {given} names no tenant"), err=True)
     return tenants
 
 

@@ -43,7 +43,7 @@ def lint_comments(container: ops.OpContainer, dialect: Dialect, direction: Direc
     for finding in findings:
         rule = finding.rule
         head = f"asyncmigrate lint: {finding.severity.value} {rule.id} {rule.name}: {finding.message}"
-        if finding.lock:
+        if finding.lock and str(finding.lock) not in finding.message:
             head += f" ({finding.lock})"
         lines += textwrap.wrap(head, _WIDTH - 2, initial_indent="# ", subsequent_indent="#   ")
         lines += textwrap.wrap(f"instead: {rule.instead}", _WIDTH - 2, initial_indent="#   ",

@@ -134,7 +134,9 @@ def render_sarif(report: LintReport) -> str:
             "ruleId": finding.rule_id,
             "ruleIndex": rule_ids.index(finding.rule_id),
             "level": _SARIF_LEVEL[finding.severity],
-            "message": {"text": finding.message + (f" ({finding.lock})" if finding.lock else "")},
+            "message": {"text": finding.message + (
+                f" ({finding.lock})" if finding.lock and str(finding.lock) not in finding.message else ""
+            )},
         }
         path = _path(finding.path)
         if path is not None:

@@ -23,7 +23,7 @@ from sqlalchemy.pool import NullPool
 from ..exceptions import ConfigError
 from ..runtime.connecting import answer_first_connect
 from ..runtime.drivers.asyncpg import reuse_cleanly
-from ..urls import engine_error, mask_password
+from ..urls import engine_error, mask_password, to_async_url
 
 __all__ = ["EnginePool"]
 
@@ -44,6 +44,7 @@ class EnginePool:
         """Return the engine for ``url``, created on first use."""
         engine = self._engines.get(url)
         if engine is None:
+            to_async_url(url)  # a driver an extra brings: a ConfigError naming the extra
             try:
                 engine = self._create(url)
             except Exception as exc:

@@ -49,7 +49,8 @@ class Tenant:
             raise ConfigError("A tenant needs a name")
         if self.schema is not None:
             check_identifier(self.schema, "schema")
-        normalized = to_async_url(self.url).render_as_string(hide_password=False)
+        # The driver is checked when the tenant connects: one tenant's missing driver is its own failure.
+        normalized = to_async_url(self.url, require_driver=False).render_as_string(hide_password=False)
         object.__setattr__(self, "url", normalized)
 
     def __repr__(self) -> str:
@@ -64,7 +65,7 @@ class Tenant:
     @property
     def sa_url(self) -> URL:
         """The URL as a SQLAlchemy :class:`~sqlalchemy.engine.URL`."""
-        return to_async_url(self.url)
+        return to_async_url(self.url, require_driver=False)
 
     @property
     def host(self) -> str:

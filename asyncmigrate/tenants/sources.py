@@ -47,7 +47,7 @@ def _anchored(url: str, base: Path | None) -> str:
     """
     if base is None:
         return url
-    parsed = to_async_url(url)
+    parsed = to_async_url(url, require_driver=False)
     if parsed.get_backend_name() != "sqlite":
         return url
     path = sqlite_file_path(parsed)

@@ -299,3 +299,15 @@ def test_a_second_signal_cancels_and_the_report_still_says_where_each_tenant_sta
         assert record["attempts"] == 1, record
         assert 0 < record["seconds"] < 60, record
         assert record["error"].startswith("cancelled while migrating; committed before that: s1"), record
+
+
+@pytest.mark.parametrize("source", [["--sqlite-glob", "nodata/*.db"], ["--tenants", "empty.toml"]])
+def test_a_tenant_source_naming_no_tenant_says_so(
+    tmp_path: Path, source: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ini, _ = project(tmp_path, [])
+    (tmp_path / "empty.toml").write_text("tenants = []\n", encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    code, out, err = invoke("-c", str(ini), "current", *source)
+    assert code == 0, err
+    assert f"warning: {source[0]} '{source[1]}' names no tenant" in err

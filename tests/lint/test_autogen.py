@@ -40,5 +40,7 @@ async def test_generated_revision_carries_lint_comments(pg_db: URL, tmp_path: Pa
     assert "ix_invoice_at" not in upgrade.split("# ### commands")[0]
     assert "#   instead: Build it concurrently" in upgrade
     assert "AM102" in downgrade  # dropping the index again takes ACCESS EXCLUSIVE
+    joined = " ".join(line.strip(" #") for line in downgrade.splitlines())
+    assert joined.count("ACCESS EXCLUSIVE on account") == 1, downgrade  # said once, not repeated
     await command.upgrade(config, "head")  # comments only: the file runs as generated
     await command.downgrade(config, "base")

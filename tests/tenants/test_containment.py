@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from sqlalchemy.engine import URL
 
 from asyncmigrate import Config
@@ -85,3 +87,34 @@ async def test_env_py_exiting_for_one_tenant_fails_that_tenant(tmp_path: Path) -
     report = await migrate_tenants(Config(str(tmp_path / "alembic.ini")), tenants, "head", concurrency=1)
     assert statuses(report) == {"a": "ok", "bad": "failed", "c": "ok"}
     assert "bad tenant is misconfigured" in (errors(report)["bad"] or "")
+
+
+def test_a_tenant_whose_driver_extra_is_missing_fails_alone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without asyncmy (the ``[mysql]`` extra), a tenants file naming a MySQL tenant still loads; that
+    tenant fails saying which extra to install, and the others migrate."""
+    import sys
+
+    from asyncmigrate.cli import cli
+    from asyncmigrate.tenants import load_tenants_file
+
+    from ..clirunner import cli_runner
+
+    monkeypatch.setitem(sys.modules, "asyncmy", None)  # as if it were not installed
+    make_project(tmp_path, [Rev("r1", None, 'op.execute("CREATE TABLE t (id INTEGER)")')])
+    tenants = tmp_path / "tenants.toml"
+    tenants.write_text(
+        f'[[tenants]]\nname = "lite"\nurl = "sqlite:///{tmp_path}/lite.db"\n\n'
+        '[[tenants]]\nname = "maria"\nurl = "mysql://root:s3cret@127.0.0.1:3306/nowhere"\n',
+        encoding="utf-8",
+    )
+    assert [t.name for t in load_tenants_file(tenants)] == ["lite", "maria"]
+    result = cli_runner().invoke(cli, ["-c", str(tmp_path / "alembic.ini"), "upgrade", "head",
+                                       "--tenants", str(tenants), "--json"])
+    assert result.exit_code == 1, result.output
+    import json
+
+    records = {t["name"]: t for t in json.loads(result.stdout)["tenants"]}
+    assert records["lite"]["status"] == "ok"
+    assert records["maria"]["status"] == "failed"
+    assert "pip install 'asyncmigrate[mysql]'" in records["maria"]["error"]
+    assert "s3cret" not in result.stdout + result.stderr
