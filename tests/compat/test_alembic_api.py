@@ -379,3 +379,22 @@ def test_write_hook_registered_on_the_real_alembic_runs(tmp_path: Path) -> None:
     finally:
         alembic_write_hooks._registry.pop("eco_test_hook", None)
     assert seen == [(str(path), "mine")]
+
+
+def test_a_script_calling_config_main_runs_asyncmigrates_command_line(tmp_path: Path) -> None:
+    """What the README tells a script that called ``alembic.config.main(argv=[...])`` to call."""
+    import subprocess
+    import sys
+
+    from ..project import Rev, make_project
+
+    make_project(tmp_path, [Rev("a1", None, 'op.execute("CREATE TABLE t (id INTEGER)")')],
+                 url=f"sqlite:///{tmp_path / 'app.db'}")
+    script = (
+        "from asyncmigrate.compat.config import main\n"
+        "main(argv=['-c', 'alembic.ini', 'upgrade', 'head'])\n"
+        "main(argv=['-c', 'alembic.ini', 'current'])\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "a1 (head)" in done.stdout

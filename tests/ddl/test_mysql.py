@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -169,3 +170,25 @@ def test_offline_mysql_needs_the_existing_type() -> None:
     assert offline_sql("mysql", lambda op: op.drop_constraint("x", "t")) == (
         "ALTER TABLE t DROP CONSTRAINT x;\n\n"
     )
+
+
+async def test_no_log_line_for_the_version_tables_primary_key_name(
+    mysql_db: URL, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The server notes that ``alembic_version_pkc`` was ignored (MySQL names every primary key
+    PRIMARY); asyncmy would log that on every first migration. Other server warnings still show."""
+    import logging
+
+    from asyncmigrate import command
+
+    from ..project import Rev, make_project
+
+    config = make_project(tmp_path, [Rev("a1", None, """
+        op.execute("CREATE TABLE t (id INTEGER, CONSTRAINT pk_t PRIMARY KEY (id))")
+        op.execute("SELECT CAST('x' AS SIGNED)")
+    """)], url=mysql_db)
+    with caplog.at_level(logging.WARNING, logger="asyncmy"):
+        await command.upgrade(config, "head")
+    asyncmy_lines = [r.getMessage() for r in caplog.records if r.name.startswith("asyncmy")]
+    assert not [line for line in asyncmy_lines if "PRIMARY" in line], asyncmy_lines
+    assert any("Truncated incorrect" in line for line in asyncmy_lines), asyncmy_lines
