@@ -37,6 +37,7 @@ from .exceptions import (
     DatabaseError,
     DriftError,
     LintError,
+    NoTargetMetadataError,
     NotAtHeadError,
 )
 from .results import AppliedStep, CurrentState, MigrationResult, TemplateInfo
@@ -670,9 +671,17 @@ async def check(
     )
     api = _autogenerate_api()
     if api is not None:
-        await api.check_models(
-            config, url=url, engine=engine, connection=connection, script=script, **env_opts
-        )
+        try:
+            await api.check_models(
+                config, url=url, engine=engine, connection=connection, script=script, **env_opts
+            )
+        except NoTargetMetadataError as exc:
+            env_py = (script or await _script_directory(config)).env_py_location
+            raise NoTargetMetadataError(
+                f"check compares your models with the database, but {env_py} does not provide a "
+                "MetaData object (target_metadata) to compare: set it, or run 'current "
+                "--check-heads' to check only that the database is at head"
+            ) from exc
     return state
 
 

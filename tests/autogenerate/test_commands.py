@@ -90,8 +90,10 @@ async def test_env_py_without_metadata_cannot_autogenerate(tmp_path: Path, sqlit
     config = project(tmp_path / "p", sqlite_url, None)
     with pytest.raises(CommandError, match="does not provide a MetaData"):
         await command.revision(config, "auto", autogenerate=True)
-    with pytest.raises(NoTargetMetadataError, match="does not provide a MetaData"):
+    with pytest.raises(NoTargetMetadataError, match="does not provide a MetaData") as raised:
         await command.check(config)  # as Alembic: no models is a failed check, not a pass
+    assert "--autogenerate" not in str(raised.value)  # check was not given it
+    assert "current --check-heads" in str(raised.value)  # what to run to check the heads alone
 
 
 async def test_rewriter_adds_and_changes_operations(tmp_path: Path, sqlite_url: URL) -> None:
