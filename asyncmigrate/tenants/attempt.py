@@ -217,6 +217,14 @@ class TenantAttempt:
     ) -> TenantResult:
         tenant_config = self.config.copy(url=tenant.url, attributes={"tenant": tenant})
         common = self._common(tenant, engine, probe)
+        # Only upgrade and stamp start a new SQLite tenant; anything else on a missing file would
+        # create an empty one (a mistyped path) and report it at base.
+        missing = None if self.operation in ("upgrade", "stamp") else missing_sqlite_file(tenant.url)
+        if missing is not None:
+            return _result(
+                tenant, "failed", from_heads=None, to_heads=None,
+                error=f"database file does not exist: {missing}",
+            )
         if self.operation in MUTATING:
             common.update(self.options, on_step=on_step)
             if self.operation == "stamp":
@@ -227,12 +235,6 @@ class TenantAttempt:
             return _result(
                 tenant, "ok" if result.changed else "unchanged", from_heads=result.from_heads,
                 to_heads=result.to_heads, migrations=len(result.steps),
-            )
-        missing = missing_sqlite_file(tenant.url)
-        if missing is not None:
-            return _result(
-                tenant, "failed", from_heads=None, to_heads=None,
-                error=f"database file does not exist: {missing}",
             )
         if self.operation == "validate":
             return await self._validate(tenant, tenant_config, common)

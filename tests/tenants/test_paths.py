@@ -145,3 +145,14 @@ async def test_a_schema_tenant_whose_schema_does_not_exist_reads_as_base_and_is_
             assert found.scalar_one() == 0
     finally:
         await engine.dispose()
+
+
+async def test_a_downgrade_does_not_create_a_missing_tenant_file(tmp_path: Path) -> None:
+    config = make_project(tmp_path, REVS)
+    tenants = [Tenant("here", f"sqlite:///{tmp_path}/here.db"), Tenant("absent", f"sqlite:///{tmp_path}/absent.db")]
+    await migrate_tenants(config, tenants[:1], "head")
+    report = await migrate_tenants(config, tenants, "base", operation="downgrade")
+    here, absent = report.results
+    assert (here.status, here.to_heads) == ("ok", ()), here
+    assert (absent.status, absent.error) == ("failed", f"database file does not exist: {tmp_path}/absent.db")
+    assert not (tmp_path / "absent.db").exists()
