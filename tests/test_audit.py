@@ -190,6 +190,13 @@ def test_cli_validate_and_log_across_tenants(tmp_path: Path) -> None:
         ["t1:", "c3", "not", "applied"][:5], ["t2:", "upgrade", "c3", "migration", "applied"],
         ["t3:", "c3", "not", "applied"][:5],
     ]
+    # Downgraded and upgraded again: still one line for t2, its latest row, the earlier ones counted.
+    t2 = f"sqlite:///{dbs / 't2.db'}"
+    assert cli_run(tmp_path, "--url", t2, "downgrade", "b2")[0] == 0
+    code, out, _ = cli_run(tmp_path, "log", "--sqlite-glob", glob, "--revision", "c3")
+    (line,) = [line for line in out.splitlines() if line.startswith("t2:")]
+    assert line.split()[1:3] == ["downgrade", "c3"] and line.endswith("(1 earlier row(s))"), line
+    assert cli_run(tmp_path, "--url", t2, "upgrade", "head")[0] == 0
     code, out, _ = cli_run(tmp_path, "log", "--sqlite-glob", glob, "--json")
     data = {d["tenant"]: d for d in json.loads(out)}
     assert {k: v["heads"] for k, v in data.items()} == {"t1": ["b2"], "t2": ["c3"], "t3": ["b2"]}

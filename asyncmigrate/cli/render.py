@@ -250,10 +250,12 @@ def fleet_log_lines(outcomes: Iterable[TenantOutcome[AppliedRecord]], revision: 
         if not rows:
             where = "before the record" if revision in record.before_record else "not applied"
             lines.append(f"{name}: {revision} {where}")
-        for row in rows:
+        if rows:  # one line a tenant: the latest row says whether it has the revision now
+            row = rows[-1]
+            earlier = f" ({len(rows) - 1} earlier row(s))" if len(rows) > 1 else ""
             lines.append(
                 f"{name}: {row.direction} {revision} {row.kind} {row.outcome} "
                 f"{row.applied_at:%Y-%m-%d %H:%M:%S} by {row.applied_by or '?'}@{row.host or '?'} "
-                f"pid {row.pid if row.pid is not None else '?'}"
+                f"pid {row.pid if row.pid is not None else '?'}{earlier}"
             )
     return lines
