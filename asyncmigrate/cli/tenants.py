@@ -179,7 +179,10 @@ async def _load_tenants(config: Config, options: TenantOptions) -> list[Tenant]:
         from .jobs import read_tenants
 
         return read_tenants(sys.stdin.read())
-    sources = [s for s in (options.tenants, options.tenants_query, options.schemas, options.sqlite_glob) if s]
+    sources = [(flag, value) for flag, value in (
+        ("--tenants", options.tenants), ("--tenants-query", options.tenants_query),
+        ("--schemas", options.schemas), ("--sqlite-glob", options.sqlite_glob),
+    ) if value]
     if not sources:
         return [_the_database(config)]
     if len(sources) > 1:
@@ -198,13 +201,8 @@ async def _load_tenants(config: Config, options: TenantOptions) -> list[Tenant]:
     else:
         tenants = sqlite_files(options.sqlite_glob or "")
     if not tenants:  # a mistyped path or pattern must not pass as a fleet with nothing to do
-        given = next(
-            f"{flag} {value!r}"
-            for flag, value in (("--tenants", options.tenants), ("--tenants-query", options.tenants_query),
-                                ("--schemas", options.schemas), ("--sqlite-glob", options.sqlite_glob))
-            if value
-        )
-        click.echo(printable(f"warning: {given} names no tenant"), err=True)
+        flag, value = sources[0]
+        click.echo(printable(f"warning: {flag} {value!r} names no tenant"), err=True)
     return tenants
 
 

@@ -309,16 +309,7 @@ class TenantAttempt:
         message = f"timed out after {self.timeout:g}s"
         if not steps.started:
             return message + " before any migration step started; nothing was applied"
-        if steps.applied:
-            message += f"; committed before that: {', '.join(steps.applied)}"
-        if steps.rolled_back:
-            message += f"; {steps.rolled_back} uncommitted step(s) rolled back"
-        if steps.failed:
-            message += f"; the step in flight was interrupted: {steps.failed}"
-        elif steps.in_flight:
-            message += "; the step in flight was interrupted"
-        if not steps.applied:
-            message += "; nothing was committed"
+        message += _what_the_steps_did(steps)
         if probe.unanswered:
             message += (
                 "; the server did not answer the cancellation, so its session may hold the open "
@@ -394,16 +385,23 @@ class TenantAttempt:
 
 
 def _cancelled_message(steps: _Steps) -> str:
-    message = "cancelled while migrating"
+    return "cancelled while migrating" + _what_the_steps_did(steps)
+
+
+def _what_the_steps_did(steps: _Steps) -> str:
+    """What an interrupted tenant's steps did: committed, rolled back, interrupted mid-step."""
+    said = ""
     if steps.applied:
-        message += f"; committed before that: {', '.join(steps.applied)}"
+        said += f"; committed before that: {', '.join(steps.applied)}"
     if steps.rolled_back:
-        message += f"; {steps.rolled_back} uncommitted step(s) rolled back"
-    if steps.failed or steps.in_flight:
-        message += "; the step in flight was interrupted"
+        said += f"; {steps.rolled_back} uncommitted step(s) rolled back"
+    if steps.failed:
+        said += f"; the step in flight was interrupted: {steps.failed}"
+    elif steps.in_flight:
+        said += "; the step in flight was interrupted"
     if not steps.applied:
-        message += "; nothing was committed"
-    return message
+        said += "; nothing was committed"
+    return said
 
 
 def cancelling() -> bool:
