@@ -17,10 +17,13 @@ class StepEvent:
     transaction holding it committed; only a committed step is applied. A
     step that timed out waiting for a lock reports *retrying* before it is
     tried again (see ``step_retries``); a step of a transaction that rolled
-    back reports *rolled_back*.
+    back reports *rolled_back*. A step whose transaction was interrupted
+    (cancelled, or its connection lost) while its ``COMMIT`` was on the way
+    reports *in_doubt*: the database may or may not have committed it, and
+    only reading the version table tells.
     """
 
-    kind: Literal["started", "finished", "committed", "retrying", "failed", "rolled_back"]
+    kind: Literal["started", "finished", "committed", "retrying", "failed", "rolled_back", "in_doubt"]
     """Where the step is."""
     direction: Literal["upgrade", "downgrade"]
     """Which way the step moves."""

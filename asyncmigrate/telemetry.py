@@ -115,7 +115,7 @@ class StepSpans:
             span.set_attribute(_PREFIX + "duration", event.duration)
         if kind == "retrying":
             span.add_event("retrying", {_PREFIX + "error": event.error or ""})
-        if kind in ("committed", "failed", "rolled_back"):
+        if kind in ("committed", "failed", "rolled_back", "in_doubt"):
             del self._open[event.description]
             span.set_attribute(_PREFIX + "outcome", kind)
             if kind == "failed":

@@ -24,6 +24,8 @@ class Proxy:
         self.accepted = 0
         self._stalled_up_to = 0  # connections accepted up to this count lose their answers
         self._drop_on: bytes | None = None
+        self._cut: tuple[tuple[bytes, ...], bool] | None = None
+        self._answer_lost: set[int] = set()  # connections whose next answer is lost
         self._writers: set[asyncio.StreamWriter] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._server: asyncio.Server | None = None
@@ -54,6 +56,16 @@ class Proxy:
     def drop_on(self, request: bytes) -> None:
         """Abort the first connection whose client sends ``request`` (before it reaches the server)."""
         self._drop_on = request
+
+    def cut_at(self, *parts: bytes, reaches: bool) -> None:
+        """Cut the first connection whose client sends a request holding all ``parts``.
+
+        With ``reaches``, the request reaches the server and the server's answer
+        is what gets lost (the connection is aborted when the answer comes);
+        without, the request is lost. Either way the client sees its connection
+        reset while it waits for the answer.
+        """
+        self._cut = (parts, reaches)
 
     def drop_all(self) -> int:
         """Abort every open connection, as a network reset or a server restart would."""
@@ -92,6 +104,18 @@ class Proxy:
                         continue  # lost on the way
                     if not answers and self._drop_on is not None and self._drop_on in data:
                         self._drop_on = None
+                        writer.transport.abort()
+                        up_writer.transport.abort()
+                        return
+                    cut = self._cut
+                    if not answers and cut is not None and all(part in data for part in cut[0]):
+                        self._cut = None
+                        if not cut[1]:
+                            writer.transport.abort()
+                            up_writer.transport.abort()
+                            return
+                        self._answer_lost.add(number)
+                    if answers and number in self._answer_lost:  # the server answered: lose it
                         writer.transport.abort()
                         up_writer.transport.abort()
                         return

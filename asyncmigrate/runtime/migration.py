@@ -218,6 +218,8 @@ class MigrationContext:
         self._session_limited = False
         #: Commits so far: a step during which one happened cannot be retried.
         self._commits = 0
+        #: The last COMMIT was cut off before its answer (see :meth:`_commit`).
+        self._commit_in_doubt = False
         self._unit_attempt = 1
         self._step_limits = self._timeouts
         probe = self._probe = opts.get("session_probe")
@@ -404,9 +406,11 @@ class MigrationContext:
         reset = self._session_reset_sql() if release_lock else []
         driver = self.driver
         self._limits_ended_with_transaction()
+        committing = False
         try:
             history = self.history.at_commit_statements() if self.history is not None else []
-            if driver is not None and driver.raw_statements and driver.commit_with(
+            committing = driver is not None and driver.raw_statements
+            if committing and driver is not None and driver.commit_with(
                 [self.version.statement(c) for c in changes] + history, release + reset
             ):
                 if hold is not None and release:
@@ -415,13 +419,18 @@ class MigrationContext:
                     self._schema_entered = self._session_limited = False
                     self._limits_on = None
             else:
+                committing = False  # nothing was sent: the version rows go first
                 for change in changes:
                     self._apply_version_change(change)
                 if self.history is not None:
                     self.history.send_at_commit()
+                committing = True
             transaction.commit()
         except BaseException as exc:
-            self._roll_back(transaction, not isinstance(exc, Exception), exc)
+            # Cut off while the COMMIT was on the way, the database may have committed: say so.
+            doubt = committing and self._answer_lost(exc)
+            self._commit_in_doubt = doubt
+            self._roll_back(transaction, not isinstance(exc, Exception), exc, in_doubt=doubt)
             raise
         self._commits += 1
         if self.history is not None:
@@ -429,11 +438,31 @@ class MigrationContext:
         if self._ledger is not None:
             self._ledger.committed(self._current)
 
-    def _roll_back(self, transaction: Transaction, interrupted: bool, exc: Any = None) -> None:
+    def _answer_lost(self, exc: BaseException) -> bool:
+        """Whether ``exc`` came before the server's answer could: an interruption, a lost connection."""
+        if not isinstance(exc, Exception):
+            return True
+        if isinstance(exc, DBAPIError):
+            if exc.connection_invalidated:
+                return True
+            try:
+                raw = None if self.connection is None or self.connection.invalidated else (
+                    self.connection.connection.dbapi_connection
+                )
+                return bool(self.dialect.is_disconnect(exc.orig, raw, None))  # type: ignore[arg-type]
+            except Exception:
+                return False
+        return isinstance(exc, OSError)
+
+    def _roll_back(
+        self, transaction: Transaction, interrupted: bool, exc: Any = None, in_doubt: bool = False
+    ) -> None:
         """Roll ``transaction`` back; its finished steps are reported rolled back.
 
         Interrupted (the task is being cancelled): shielded and bounded, and
         the server session is stopped if the rollback cannot complete.
+        :param in_doubt: the transaction's ``COMMIT`` was on the way when it was cut
+            off: its steps are reported in doubt, not rolled back.
         """
         self._versions_at_commit = []
         self._limits_ended_with_transaction()
@@ -447,13 +476,15 @@ class MigrationContext:
                 log.debug("Rollback failed; dropping the connection: %s", error)
                 self._invalidate(error)
         ledger = self._ledger
-        if ledger is not None:
+        if ledger is not None and in_doubt:
+            ledger.in_doubt()
+        elif ledger is not None:
             ledger.rolled_back()
             if isinstance(exc, MigrationError):
                 exc.note_database_at(ledger.database_at)
         if self.history is not None:
             self.history.rolled_back()
-            if not interrupted:
+            if not interrupted and not in_doubt:
                 self.history.record_failures(own_transaction=True)
 
     @contextmanager
@@ -994,6 +1025,7 @@ class MigrationContext:
         while True:
             watch = _CommittedStatements.for_context(self)
             commits_before = self._commits
+            self._commit_in_doubt = False
             try:
                 with watch, self.begin_transaction(_per_migration=True):
                     self._step_limits = timeouts
@@ -1008,6 +1040,8 @@ class MigrationContext:
                         ledger.finish(record)
                 break
             except Exception as exc:
+                if commits and self._commit_in_doubt:  # its own COMMIT was cut off
+                    raise ledger.doubt(record, exc) from exc
                 note = watch.note(exc)
                 tries = attempt if commits else self._unit_attempt
                 retry = (
@@ -1041,6 +1075,10 @@ class MigrationContext:
                 if commits:  # the step's own transaction has rolled back already
                     error.note_database_at(ledger.database_at)
                 raise error from exc
+            except BaseException:
+                if commits and self._commit_in_doubt:  # interrupted while its COMMIT was on the way
+                    ledger.doubt(record)
+                raise
         if commits:
             ledger.finish(record)
             ledger.committed(self._current)

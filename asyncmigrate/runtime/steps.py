@@ -7,6 +7,9 @@ the end of the run with one transaction for the run). Only committed steps
 count as applied: they are what a run's result lists, and what the CLI
 announces. When a transaction rolls back, its finished steps are reported
 rolled back, and the ledger knows the revisions the database is still at.
+When the run is cut off while its ``COMMIT`` is on the way (cancelled, or
+the connection lost before the answer), its steps are reported in doubt:
+the database may have committed them, and no claim is made either way.
 
 :class:`StepLedger` owns this bookkeeping and the events it reports; it
 leaves running steps and transactions to the migration context.
@@ -133,6 +136,33 @@ class StepLedger:
         pending, self._pending = self._pending, []
         for record in pending:
             self._emit(record.event("rolled_back"))
+
+    def doubt(self, record: StepRecord, exc: BaseException | None = None) -> MigrationError:
+        """The step's own transaction was cut off while committing (by ``exc``, else an interruption).
+
+        Reports it in doubt and returns the error to raise: it says the step
+        may have committed, never that it rolled back.
+        """
+        record.duration = time.perf_counter() - record.started
+        message = (
+            f"{record.description}: its COMMIT was cut off before the answer, "
+            "so whether it committed is unknown"
+        )
+        if exc is not None:
+            message += f" ({type(exc).__name__}: {first_line(exc)})"
+        self._emit(record.event("in_doubt", message))
+        error = MigrationError(message, revision=record.revision, direction=record.direction)
+        error.__cause__ = exc
+        return error
+
+    def in_doubt(self) -> None:
+        """The transaction holding the pending steps was cut off while committing: they may have committed."""
+        pending, self._pending = self._pending, []
+        for record in pending:
+            self._emit(record.event(
+                "in_doubt", f"{record.description}: its transaction's COMMIT was cut off before the answer, "
+                "so whether it committed is unknown",
+            ))
 
     @property
     def pending(self) -> bool:

@@ -66,6 +66,8 @@ class _Steps:
     in_flight: bool = False
     failed: str | None = None
     """The runtime's one-line error of the step that failed, if one did."""
+    in_doubt: list[str] = field(default_factory=list)
+    """Revisions whose COMMIT was cut off before its answer: they may or may not have committed."""
 
     def __call__(self, event: StepEvent) -> None:
         kind = event.kind
@@ -82,6 +84,9 @@ class _Steps:
         elif kind == "failed":
             self.in_flight = False
             self.failed = event.error or event.description
+        elif kind == "in_doubt":
+            self.in_flight = False
+            self.in_doubt.append(event.revision or "base")
 
 
 @dataclass(frozen=True)
@@ -158,6 +163,11 @@ class TenantAttempt:
                 await probe.interrupt(terminate=True, timeout=CLEANUP)
             if on_cancelled is not None:
                 result = self._failed(tenant, _cancelled_message(steps), known, steps)
+                if steps.in_doubt and engines:
+                    result = _resolved(
+                        await self._settle_doubt(tenant, engines[0], result, probe), steps,
+                        self.operation == "upgrade",
+                    )
                 on_cancelled(replace(
                     result, seconds=time.perf_counter() - began, attempts=tries[0], step_retries=steps.retried
                 ))
@@ -177,6 +187,7 @@ class TenantAttempt:
             result = self._failed(tenant, message, known, steps)
             if steps.started and engines and not isinstance(error, ConnectionFailedError):
                 result = await self._read_back(tenant, engines[0], result, began)
+            result = _resolved(result, steps, self.operation == "upgrade")
         return replace(result, seconds=elapsed, attempts=tries[0], step_retries=steps.retried)
 
     async def _with_retries(
@@ -320,9 +331,15 @@ class TenantAttempt:
     def _failed(
         self, tenant: Tenant, error: str, known: tuple[str, ...] | None, steps: _Steps
     ) -> TenantResult:
-        """A failed tenant's result, with where it stood and stands when the steps tell it."""
+        """A failed tenant's result, with where it stood and stands when the steps tell it.
+
+        A step whose COMMIT was cut off leaves where the tenant stands unknown
+        (``to`` None) until it is read back.
+        """
         applied = tuple(steps.applied)
         from_heads, to_heads = (known, known) if not applied else self._derive(known, applied)
+        if steps.in_doubt:
+            to_heads = None
         return _result(
             tenant, "failed", from_heads=from_heads, to_heads=to_heads, migrations=len(applied),
             applied=applied, error=error,
@@ -361,12 +378,36 @@ class TenantAttempt:
             return known or (applied[0],), tuple(last.down_revisions)
         return known, None
 
-    async def _read_back(
-        self, tenant: Tenant, engine: AsyncEngine, result: TenantResult, began: float
+    async def _settle_doubt(
+        self, tenant: Tenant, engine: AsyncEngine, result: TenantResult, probe: SessionProbe
     ) -> TenantResult:
-        """Read where a failed tenant stands now (bounded by its deadline and :data:`READ_BACK`)."""
-        budget = READ_BACK
-        if self.timeout is not None:
+        """Cancelled while a COMMIT was on the way: read where the tenant stands once that session is gone.
+
+        Shielded and bounded by :data:`CLEANUP`. A server session that was
+        ended finishes its COMMIT (or not) before it goes, so the version
+        table is read only after the server no longer lists it; a SQLite
+        connection's rollback already waited for its COMMIT. When that cannot
+        be seen in time, ``to`` stays unknown.
+        """
+        with anyio.CancelScope(shield=True):
+            deadline = time.monotonic() + CLEANUP
+            while probe.sessions:
+                left = deadline - time.monotonic()
+                states = await probe.states(timeout=left) if left > 0 else [None]
+                if all(state is not None and state.gone for state in states):
+                    break
+                if time.monotonic() >= deadline:
+                    return result
+                await anyio.sleep(0.02)
+            return await self._read_back(tenant, engine, result, budget=deadline - time.monotonic())
+        return result  # pragma: no cover - a shielded scope is never cancelled
+
+    async def _read_back(
+        self, tenant: Tenant, engine: AsyncEngine, result: TenantResult, began: float | None = None,
+        budget: float = READ_BACK,
+    ) -> TenantResult:
+        """Read where a failed tenant stands now (bounded by ``budget`` and its deadline since ``began``)."""
+        if self.timeout is not None and began is not None:
             budget = min(budget, self.timeout - (time.perf_counter() - began))
         if budget <= 0:
             return result
@@ -384,6 +425,26 @@ class TenantAttempt:
         return result
 
 
+def _resolved(result: TenantResult, steps: _Steps, upgrade: bool) -> TenantResult:
+    """A result whose COMMIT in doubt was read back: say how it ended, and count it if it committed.
+
+    The steps in doubt shared one transaction: all of them committed if the
+    last one's revision is where an upgraded tenant stands; else only where
+    it stands is said.
+    """
+    if not steps.in_doubt or result.to_heads is None:
+        return result
+    where = ", ".join(result.to_heads) or "base"
+    last = steps.in_doubt[-1]
+    if upgrade and last in result.to_heads and last not in steps.applied:
+        applied = (*result.applied, *steps.in_doubt)
+        return replace(
+            result, applied=applied, migrations=len(applied),
+            error=f"{result.error}; read back: it committed, the tenant stands at {where}",
+        )
+    return replace(result, error=f"{result.error}; read back: the tenant stands at {where}")
+
+
 def _cancelled_message(steps: _Steps) -> str:
     return "cancelled while migrating" + _what_the_steps_did(steps)
 
@@ -395,6 +456,11 @@ def _what_the_steps_did(steps: _Steps) -> str:
         said += f"; committed before that: {', '.join(steps.applied)}"
     if steps.rolled_back:
         said += f"; {steps.rolled_back} uncommitted step(s) rolled back"
+    if steps.in_doubt:
+        said += (
+            f"; the COMMIT of {', '.join(steps.in_doubt)} was cut off before the answer, so whether "
+            "it committed is unknown"
+        )
     if steps.failed:
         said += f"; the step in flight was interrupted: {steps.failed}"
     elif steps.in_flight:

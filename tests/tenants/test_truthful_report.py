@@ -158,3 +158,30 @@ async def test_a_cancelled_run_still_records_what_committed(tmp_path: Path, pg_d
     assert record["to"] == ["r1"]  # derived from what committed; read back below
     assert record["attempts"] == 1 and record["seconds"] > 0
     assert (await state_of(shared, "tenant_cx"))[1] == ["r1"]
+
+
+@pytest.mark.parametrize("reaches", [True, False], ids=["commit-answer-lost", "commit-lost"])
+async def test_a_commit_cut_off_before_its_answer_is_read_back_never_called_rolled_back(
+    tmp_path: Path, pg_db: URL, reaches: bool
+) -> None:
+    # r2's COMMIT travels with its version row; the connection is reset while the answer is due.
+    # Whether the server committed is then unknown to the client: the record says so, reads the
+    # tenant back, and counts r2 as applied only when it did commit.
+    from ..netfaults import proxy_to
+
+    config = make_project(tmp_path, REVS, env_py=PER_MIGRATION_ENV)
+    async with proxy_to(pg_db) as proxy:
+        proxy.cut_at(b"'r2'", b"COMMIT", reaches=reaches)
+        url = proxy.url(pg_db).render_as_string(hide_password=False)
+        report = await migrate_tenants(config, [Tenant("cut", url, "tenant_cut")], "head")
+    (record,) = report.results
+    at = "r2" if reaches else "r1"
+    assert (await state_of(pg_db.render_as_string(hide_password=False), "tenant_cut"))[1] == [at]
+    assert record.status == "failed"
+    assert record.to_heads == (at,)
+    assert record.applied == (("r0", "r1", "r2") if reaches else ("r0", "r1"))
+    error = record.error or ""
+    assert "whether it committed is unknown" in error and "rolled back" not in error, error
+    assert error.endswith(
+        "read back: it committed, the tenant stands at r2" if reaches else "read back: the tenant stands at r1"
+    ), error
