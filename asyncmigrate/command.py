@@ -41,6 +41,7 @@ from .exceptions import (
     NotAtHeadError,
 )
 from .results import AppliedStep, CurrentState, MigrationResult, TemplateInfo
+from .revision.graph import recorded_heads
 from .revision.plan import MigrationStep, downgrade_plan, stamp_plan, upgrade_plan
 from .revision.revision import Revision, as_tuple
 from .script import Script, ScriptDirectory
@@ -627,9 +628,10 @@ async def current(
             config, script, read, dont_mutate=True, **target, **env_opts
         )
         heads_found: tuple[str, ...] = found.get("heads", ())
-        pending = tuple(
-            step.revision.revision for step in upgrade_plan(script.graph, heads_found, "heads")
-        )
+        with recorded_heads(heads_found):
+            pending = tuple(
+                step.revision.revision for step in upgrade_plan(script.graph, heads_found, "heads")
+            )
         state = CurrentState(
             heads=tuple(sorted(heads_found, key=_order_key(script))),
             at_head=not pending,

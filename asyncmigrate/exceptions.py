@@ -169,6 +169,17 @@ class UnknownRevisionError(ResolutionError):
         super().__init__(message or f"Can't locate revision identified by '{identifier}'")
 
 
+class RecordedRevisionMissingError(UnknownRevisionError):
+    """The version table records a revision that no revision file defines."""
+
+    def __init__(self, identifier: str) -> None:
+        super().__init__(identifier, (
+            f"The database records revision '{identifier}' in its version table, but no revision "
+            "file defines it (deleted, renamed, or not pulled yet?): restore the file, or record "
+            "the revision the database really is at with 'stamp --purge <revision>'"
+        ))
+
+
 class UnknownBranchError(UnknownRevisionError):
     """A ``label@...`` target names a branch that does not exist."""
 

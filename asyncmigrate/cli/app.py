@@ -25,6 +25,7 @@ from .. import command
 from ..config import Config
 from ..events import StepEvent
 from ..exceptions import AsyncMigrateError
+from ..lines import one_line
 from ..results import CurrentState, MigrationResult
 from ..script import Script, ScriptDirectory
 from ..signals import StopSignals, exit_code, signal_name
@@ -195,7 +196,7 @@ def run(state: State, fn: Callable[[], Awaitable[T]]) -> T:
         if state.raiseerr:
             raise
         fail(
-            f"unexpected {type(exc).__name__}: {exc} "
+            f"unexpected {type(exc).__name__}: {one_line(str(exc))} "
             f"(run with --raiseerr for the traceback)"
         )
 

@@ -351,7 +351,8 @@ def _print_summary(report: FanoutReport, operation: str, *, quiet: bool = False)
     from rich.console import Console
     from rich.table import Table
 
-    console = Console(stderr=False, highlight=False)
+    # Not on a terminal (a CI log, a file): lines and table cells are never wrapped.
+    console = Console(stderr=False, highlight=False, width=None if sys.stdout.isatty() else 100_000)
     counts = report.counts
     for result in report.results:  # validate: each drift and repair, a line each
         for detail in result.details:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Literal, TypeAlias, TypeVar
 
 from ..exceptions import (
@@ -23,6 +24,7 @@ from ..exceptions import (
     MissingDownRevisionError,
     MultipleHeadsError,
     RangeNotAncestorError,
+    RecordedRevisionMissingError,
     RelativeRevisionError,
     RevisionError,
     UnknownBranchError,
@@ -30,7 +32,7 @@ from ..exceptions import (
 )
 from .revision import Revision, as_tuple
 
-__all__ = ["BASE", "RevisionGraph", "RevisionIdentifiers", "WalkResult"]
+__all__ = ["BASE", "RevisionGraph", "RevisionIdentifiers", "WalkResult", "recorded_heads"]
 
 #: The marker a downward walk returns when it steps below the first revision.
 BASE: Literal["base"] = "base"
@@ -849,3 +851,19 @@ def _text(ids: RevisionIdentifiers) -> str | None:
     if ids is None or isinstance(ids, str):
         return ids
     return ", ".join(ids) or None
+
+
+@contextmanager
+def recorded_heads(heads: Collection[str]) -> Iterator[None]:
+    """Resolve revisions against what a database records: a recorded one no file defines says so.
+
+    An unknown revision among ``heads`` (read from a version table) is not
+    the user's typo but a missing revision file:
+    :class:`~asyncmigrate.exceptions.RecordedRevisionMissingError`.
+    """
+    try:
+        yield
+    except UnknownRevisionError as exc:
+        if exc.identifier not in heads or isinstance(exc, RecordedRevisionMissingError):
+            raise
+        raise RecordedRevisionMissingError(exc.identifier) from exc

@@ -128,7 +128,23 @@ def _execute(code: types.CodeType, path: Path) -> None:
         "__file__": str(path),
         "__builtins__": _ENV_BUILTINS,
     }
-    exec(code, namespace)
+    try:
+        exec(code, namespace)
+    except ImportError as exc:  # a module env.py (or one it imports) needs is missing or broken
+        line = _env_line(exc, code)
+        where = f"{path}" + (f" line {line}" if line is not None else "")
+        raise ScriptError(f"{where}: {type(exc).__name__}: {exc}") from exc
+
+
+def _env_line(exc: BaseException, code: types.CodeType) -> int | None:
+    """The line of env.py that was running when ``exc`` was raised (its import statement)."""
+    line = None
+    tb = exc.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code is code:
+            line = tb.tb_lineno
+        tb = tb.tb_next
+    return line
 
 
 def connect_early(config: Config, opts: dict[str, Any]) -> EarlyConnection | None:

@@ -44,8 +44,14 @@ from sqlalchemy.sql.expression import Executable
 from .._greenlet import await_in_loop, run_shielded, sleep, to_thread
 from ..ddl import impl_for_dialect
 from ..events import StepEvent
-from ..exceptions import CommandError, ConfigError, MigrationError, VersionTableError
+from ..exceptions import (
+    CommandError,
+    ConfigError,
+    MigrationError,
+    VersionTableError,
+)
 from ..masking import get_logger
+from ..revision.graph import recorded_heads
 from ..revision.plan import MigrationStep, RevisionStep, VersionChange
 from .drivers import Driver, Statement, driver_for, translated_schema
 from .history import HistoryRecorder
@@ -863,7 +869,8 @@ class MigrationContext:
 
     def _plan(self, heads: tuple[str, ...]) -> list[MigrationStep]:
         assert self._migrations_fn is not None
-        return list(self._migrations_fn(heads, self))
+        with recorded_heads(heads):
+            return list(self._migrations_fn(heads, self))
 
     def run_migrations(self, **kw: Any) -> None:
         """Run the steps the command asked for against the current heads.

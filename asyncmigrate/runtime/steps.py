@@ -25,6 +25,7 @@ from sqlalchemy.exc import DBAPIError
 
 from ..events import StepEvent
 from ..exceptions import MigrationError
+from ..lines import one_line
 from ..revision.plan import MigrationInfo, MigrationStep, RevisionStep
 
 __all__ = ["RunRecord", "StepLedger", "StepRecord"]
@@ -190,7 +191,7 @@ def first_line(exc: BaseException) -> str:
     if isinstance(exc, DBAPIError) and exc.orig is not None:
         text = str(exc.orig).strip()
         statement = " ".join((exc.statement or "").split())
-    line = text.splitlines()[0] if text else type(exc).__name__
+    line = one_line(text) if text else type(exc).__name__
     if statement:
         shown = statement if len(statement) <= 120 else statement[:117] + "..."
         line += f" [SQL: {shown}]"

@@ -33,7 +33,7 @@ from typing import Any, Literal
 import anyio
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from .. import command
+from .. import command, lines
 from ..config import Config
 from ..events import StepEvent
 from ..exceptions import AsyncMigrateError, ConnectionFailedError
@@ -485,5 +485,4 @@ def _result(tenant: Tenant, status: TenantStatus, **kw: Any) -> TenantResult:
 def one_line(exc: BaseException) -> str:
     """The first line of ``exc``'s message, passwords masked."""
     text_ = str(exc).strip()
-    line = text_.splitlines()[0] if text_ else type(exc).__name__
-    return mask_passwords_in(line)
+    return mask_passwords_in(lines.one_line(text_) if text_ else type(exc).__name__)

@@ -228,8 +228,10 @@ async def migrate_tenants(
                     ledger.step(tenant.name, event)
                     emit(TenantEvent("step", tenant.name, step=event, total=total))
 
-                def on_cancelled(result: TenantResult) -> None:
-                    ledger.finished(replace(result, started=began, finished=ledger.now()))
+                def on_cancelled(result: TenantResult) -> None:  # its line too: it ends here
+                    result = replace(result, started=began, finished=ledger.now())
+                    ledger.finished(result)
+                    emit(TenantEvent("finished", result.name, result=result, total=total))
 
                 result = await attempt.run(
                     tenant, partial(engines.get, tenant.url), known.get(tenant.name), on_step, on_cancelled

@@ -206,11 +206,12 @@ def answer(
         )
 
     if operation in ("current", "check"):
-        at_head = plan_is_empty(script, "upgrade", heads, "heads")
-        if at_head is None:
-            return None
-        if operation == "check" and not at_head:
-            return result("failed", "not at head")
+        try:
+            pending = len(upgrade_plan(script.graph, heads, "heads"))
+        except AsyncMigrateError:
+            return None  # the tenant's own run says what is wrong
+        if operation == "check" and pending:
+            return result("failed", f"not at head: {pending} revision(s) to apply")
         return result("ok")
     if plan_is_empty(script, operation, heads, target):
         return result("unchanged")

@@ -22,6 +22,7 @@ from typing import Any, Literal, TypeAlias
 
 from ..events import StepEvent
 from ..exceptions import ConfigError
+from ..lines import printable
 
 __all__ = [
     "FanoutReport",
@@ -35,22 +36,6 @@ __all__ = [
 
 TenantStatus: TypeAlias = Literal["ok", "unchanged", "failed", "skipped"]
 _STATUSES: tuple[TenantStatus, ...] = ("ok", "unchanged", "failed", "skipped")
-
-#: C0/C1 controls, line and paragraph separators, and the bidirectional controls that can
-#: visually reorder a log line (LRM/RLM/ALM, embeddings, overrides, isolates).
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
-
-
-def printable(text: str) -> str:
-    """Escape control characters (newlines, ANSI escapes...) so ``text`` stays one inert line."""
-
-    def escape(match: re.Match[str]) -> str:
-        char = match.group()
-        named = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
-        return named.get(char) or (f"\\x{ord(char):02x}" if ord(char) < 0x100 else f"\\u{ord(char):04x}")
-
-    return _CONTROL.sub(escape, text)
-
 
 @dataclass(frozen=True)
 class TenantResult:
@@ -173,12 +158,12 @@ class FanoutReport:
         return 0 if self.succeeded else 1
 
     def histogram(self) -> dict[str, int]:
-        """Tenants per resulting revision set (``base`` when empty), most common first."""
-        counts = Counter(
-            ", ".join(r.to_heads) or "base"
-            for r in self.results
-            if r.status != "failed" and r.to_heads is not None
-        )
+        """Tenants per revision set they stand at (``base`` when empty), most common first.
+
+        Failed tenants count where it is known where they stand (``check``'s
+        tenants not at head, a failed upgrade's committed steps).
+        """
+        counts = Counter(", ".join(r.to_heads) or "base" for r in self.results if r.to_heads is not None)
         return dict(counts.most_common())
 
     def to_dict(self) -> dict[str, Any]:

@@ -212,3 +212,32 @@ def test_failing_migration_reports_once(tmp_path: Path) -> None:
     loud = run_asyncmigrate(project, "upgrade head")
     assert loud.stderr.splitlines()[-1] == line
     assert loud.stderr.count("bbbb2222") == 1
+
+
+def test_a_multi_line_error_keeps_every_line_escaped(tmp_path: Path) -> None:
+    project = alembic_init(tmp_path, "generic")
+    write_history(project, [
+        Rev("aaaa1111", None, message="fails", upgrade=r"raise RuntimeError('boom\nsecond line\x1b[31m')"),
+    ])
+    line = assert_one_line_error(run_asyncmigrate(project, "-q upgrade head"), "aaaa1111")
+    assert r"RuntimeError: boom\nsecond line\x1b[31m" in line, line
+
+
+def test_a_recorded_revision_without_its_file_is_named_as_such(tmp_path: Path) -> None:
+    project = alembic_init(tmp_path, "generic")
+    write_history(project, [Rev("aaaa1111", None, message="one"), Rev("bbbb2222", "aaaa1111", message="two")])
+    assert run_asyncmigrate(project, "-q upgrade head").code == 0
+    next(project.versions.glob("bbbb2222*.py")).unlink()
+    for command in ("current", "upgrade head", "downgrade -1"):
+        line = assert_one_line_error(run_asyncmigrate(project, command), "'bbbb2222'", "stamp --purge")
+        assert "The database records revision 'bbbb2222'" in line, (command, line)
+    # A revision the user typed stays the user's typo.
+    assert "The database records" not in assert_one_line_error(run_asyncmigrate(project, "upgrade cccc3333"))
+
+
+def test_an_import_error_in_env_py_names_env_py_and_its_line(tmp_path: Path) -> None:
+    project = alembic_init(tmp_path, "generic")
+    env = project.script_dir / "env.py"
+    env.write_text("from logging.config import fileConfig\nimport no_such_module_xyz\n" + env.read_text())
+    line = assert_one_line_error(run_asyncmigrate(project, "current"), "env.py line 2", "no_such_module_xyz")
+    assert "ModuleNotFoundError" in line

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import os
 import signal
 import subprocess
@@ -287,9 +288,18 @@ def test_a_second_signal_cancels_and_the_report_still_says_where_each_tenant_sta
     proc.send_signal(signal.SIGTERM)
     time.sleep(0.5)
     proc.send_signal(signal.SIGTERM)
-    _, err = proc.communicate(timeout=60)
+    out, err = proc.communicate(timeout=60)
     assert proc.returncode == 143, err
     assert "Traceback" not in err, err
+    # Each cancelled tenant gets its line in the log, as a failed one does; the summary is one line
+    # however long (stdout is not a terminal: nothing wraps).
+    for name in names:
+        assert re.search(rf"^\[\d/2\] {name}: FAILED: cancelled while migrating; committed before that: s1",
+                         err, re.M), err
+    assert out.strip().splitlines()[-1] == (
+        "2 tenants in " + out.strip().splitlines()[-1].split(" in ")[1].split("s:")[0]
+        + "s: 2 failed; stopped early: stopped on request, then cancelled"
+    ), out
     report = json.loads((tmp_path / "r.json").read_text())
     assert report["stopped"] == "stopped on request, then cancelled"
     for record in report["tenants"]:

@@ -239,6 +239,9 @@ async def test_current_histogram_and_check(tmp_path: Path, pg_db: URL) -> None:
     assert current.histogram() == {"r3": 3, "r1": 2}
     check = await migrate_tenants(config, tenants, None, operation="check")
     assert [r.status for r in check.results] == ["ok", "ok", "ok", "failed", "failed"]
+    # Tenants not at head still count where they stand, and say how far behind they are.
+    assert check.histogram() == {"r3": 3, "r1": 2}
+    assert {r.error for r in check.results if r.status == "failed"} == {"not at head: 2 revision(s) to apply"}
     down = await migrate_tenants(config, tenants, "-1", operation="downgrade")
     assert down.histogram() == {"r2": 3, "r0": 2}
 

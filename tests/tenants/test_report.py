@@ -29,7 +29,7 @@ def test_unknown_positions_round_trip_as_null(tmp_path: Path) -> None:
     data = report.to_dict()["tenants"]
     assert (data[0]["from"], data[0]["to"]) == (None, None)
     assert (data[1]["from"], data[1]["to"]) == ([], [])
-    assert report.histogram() == {"base": 1}
+    assert report.histogram() == {"base": 1, "r1": 1}  # where each stands; unknown left out
 
 
 def test_merge_combines_counts_and_flags_gaps() -> None:
