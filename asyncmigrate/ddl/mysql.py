@@ -9,7 +9,6 @@ current definition is read from the database instead of failing.
 
 from __future__ import annotations
 
-import logging
 from typing import TYPE_CHECKING, Any, Literal
 
 from sqlalchemy import ForeignKeyConstraint, PrimaryKeyConstraint, UniqueConstraint, inspect, text
@@ -50,24 +49,6 @@ __all__ = [
     "MySQLImpl",
     "MySQLModifyColumn",
 ]
-
-
-class _PrimaryKeyNameNote(logging.Filter):
-    """Drop asyncmy's log line for the server's note that a primary key's name was ignored.
-
-    asyncmy logs every server warning at WARNING. MySQL and MariaDB name every
-    primary key ``PRIMARY`` and say so whenever one is given a name -- as the
-    version table's (``alembic_version_pkc``, as Alembic names it) and
-    ``op.create_primary_key`` always do: noise on every first migration.
-    """
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return "ignored for PRIMARY key" not in record.getMessage()
-
-
-_PK_NOTE = _PrimaryKeyNameNote()
-if _PK_NOTE not in logging.getLogger("asyncmy").filters:
-    logging.getLogger("asyncmy").addFilter(_PK_NOTE)
 
 
 class MySQLAlterDefault(AlterColumn):

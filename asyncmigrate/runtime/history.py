@@ -79,6 +79,7 @@ from ..revision.plan import MigrationStep, RevisionStep
 from ..script.checksum import file_checksum
 from ..script.directory import Script
 from .drivers import Driver, Statement, translated_schema
+from .drivers.mysql_notes import expect_existing
 from .sharing import Memo
 from .version_table import quote_literal
 
@@ -269,6 +270,8 @@ class HistoryTable:
 
         :param driver: send the statement through the driver's short path where it has one.
         """
+        if connection.dialect.name in ("mysql", "mariadb"):
+            expect_existing(self.name)  # the server's note that it exists is no news
         if driver is not None and driver.raw_statements:
             driver.run(Statement(self.create_sql(connection.dialect)))
         else:

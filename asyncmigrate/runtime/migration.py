@@ -54,6 +54,7 @@ from ..masking import get_logger
 from ..revision.graph import recorded_heads
 from ..revision.plan import MigrationStep, RevisionStep, VersionChange
 from .drivers import Driver, Statement, driver_for, translated_schema
+from .drivers.mysql_notes import expect_existing
 from .history import HistoryRecorder
 from .local import bind_operations
 from .locking import DEFAULT_LOCK_TIMEOUT, LockHold, lock_for
@@ -566,6 +567,8 @@ class MigrationContext:
             create = "CREATE SCHEMA IF NOT EXISTS {}" if name == "postgresql" else (
                 "CREATE DATABASE IF NOT EXISTS {}"
             )
+            if name != "postgresql":
+                expect_existing(schema)
             statements.append(create.format(quoted))
         statements.append(use.format(quoted))
         driver = self.driver

@@ -192,3 +192,37 @@ async def test_no_log_line_for_the_version_tables_primary_key_name(
     asyncmy_lines = [r.getMessage() for r in caplog.records if r.name.startswith("asyncmy")]
     assert not [line for line in asyncmy_lines if "PRIMARY" in line], asyncmy_lines
     assert any("Truncated incorrect" in line for line in asyncmy_lines), asyncmy_lines
+
+
+async def test_no_log_line_for_the_history_table_or_tenant_database_already_there(
+    mysql_db: URL, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """After ``downgrade base`` the next run creates its history table (and a schema tenant its
+    database) with IF NOT EXISTS; the server's "already exists" note is no news. The same note
+    about a revision's own statement still shows."""
+    import logging
+
+    from asyncmigrate import command
+    from asyncmigrate.tenants import Tenant, migrate_tenants
+
+    from ..backends import drop_mysql_databases
+    from ..project import Rev, make_project
+
+    config = make_project(tmp_path, [Rev("a1", None, """
+        op.execute("CREATE TABLE IF NOT EXISTS mine (id INTEGER)")
+        op.execute("CREATE TABLE IF NOT EXISTS mine (id INTEGER)")
+    """, 'op.execute("DROP TABLE mine")')], url=mysql_db, ini_extra="history_table = asyncmigrate_history")
+    tenant = Tenant("s", mysql_db.render_as_string(hide_password=False), f"{mysql_db.database}_s1")
+    try:
+        with caplog.at_level(logging.WARNING, logger="asyncmy"):
+            for _ in range(2):
+                await command.upgrade(config, "head")
+                await command.downgrade(config, "base")
+                await migrate_tenants(config, [tenant], "head")
+                await migrate_tenants(config, [tenant], "base", operation="downgrade")
+    finally:
+        await drop_mysql_databases(mysql_db, f"{mysql_db.database}_s%")
+    asyncmy_lines = [r.getMessage() for r in caplog.records if r.name.startswith("asyncmy")]
+    assert [line for line in asyncmy_lines if "already exists" in line or "database exists" in line] == [
+        "Table 'mine' already exists"
+    ] * 4, asyncmy_lines
