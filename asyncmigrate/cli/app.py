@@ -287,6 +287,21 @@ class _Root(click.Group):
         ctx.meta[ARGV] = list(args)
         return super().parse_args(ctx, args)
 
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except click.NoSuchOption as exc:
+            # An option of the tool itself, given after the command (``upgrade head --url ...``).
+            own = {opt: param for param in self.params for opt in (*param.opts, *param.secondary_opts)}
+            param = own.get(exc.option_name)
+            if not isinstance(param, click.Option) or exc.ctx is None:
+                raise
+            value = "" if param.is_flag else f" {param.metavar or 'VALUE'}"
+            raise click.UsageError(
+                f"{exc.option_name} is an option of asyncmigrate itself: give it before the command "
+                f"(asyncmigrate {exc.option_name}{value} {exc.ctx.info_name} ...)", exc.ctx,
+            ) from None
+
 
 #: Where the command line's arguments are kept in the click context's ``meta``.
 ARGV = "asyncmigrate.argv"
@@ -330,9 +345,11 @@ def cli(
 ) -> None:
     """Asyncio-native, Alembic-compatible schema migrations for SQLAlchemy.
 
-    Exit status: 0 on success, 1 on an error (one line on stderr), 130 when
-    stopped by SIGINT (Ctrl-C) and 143 by SIGTERM, once the step in progress
-    has rolled back and the migration lock is released.
+    Exit status: 0 on success, 1 on an error (one line on stderr), 2 on a
+    usage error (an unknown option or command), 130 when stopped by SIGINT
+    (Ctrl-C) and 143 by SIGTERM, once the step in progress has rolled back
+    and the migration lock is released. Options of asyncmigrate itself
+    (-c, -x, --url, -q...) go before the command.
     """
     ctx.obj = State(config_files, name, x, url, raiseerr, quiet, connect_timeout=connect_timeout,
                     read_timeout=read_timeout)
@@ -369,6 +386,10 @@ def init_cmd(state: State, directory: str, template: str, package: bool) -> None
     if template == "pyproject":
         edits.insert(0, config.toml_file_name)
     echo(state, f"Check the settings in {' and '.join(str(e) for e in edits if e)} before proceeding.")
+    example = path / "tenants.example.toml"
+    if example.exists():
+        echo(state, f"An example tenants file is in {example.absolute()}: list your tenants in a copy of it "
+                    "and run 'asyncmigrate upgrade head --tenants <that file>'.")
 
 
 # -- revisions -----------------------------------------------------------------------------

@@ -93,7 +93,7 @@ _OPTIONS: list[Callable[[F], F]] = [
                  help="At most N tenants at once per database server."),
     click.option("--fail-fast", is_flag=True, help="Start no more tenants after the first failure."),
     click.option("--max-failures", metavar="N|X%",
-                 help="Start no more tenants after N failures (or X%% of all tenants)."),
+                 help="Start no more tenants after N failures (or X% of all tenants)."),
     click.option("--canary", type=click.IntRange(min=1), metavar="N",
                  help="Migrate the first N tenants first; stop if any of them fails."),
     click.option("--timeout", "tenant_timeout", type=Seconds(positive=True), metavar="SECONDS",

@@ -568,7 +568,8 @@ class RevisionGraph:
             if rev is None:
                 if relative_to_current:
                     raise RelativeRevisionError(
-                        f"Relative revision {relative} didn't produce {abs(steps)} migrations"
+                        f"Relative revision {relative} didn't produce {abs(steps)} migrations: fewer "
+                        f"than {abs(steps)} revision(s) lie below {symbol}, where the database is"
                     )
                 raise RelativeRevisionError("Walked too far")
             return branch_label, rev
@@ -619,8 +620,10 @@ class RevisionGraph:
             raise AmbiguousWalkError("Ambiguous upgrade from multiple current revisions")
         rev = self.walk(starts[0], steps, branch_label=branch_label, no_overwalk=assert_relative_length)
         if rev is None:
+            where = starts[0] or "base"
             raise RelativeRevisionError(
-                f"Relative revision {relative_str} didn't produce {abs(steps)} migrations"
+                f"Relative revision {relative_str} didn't produce {abs(steps)} migrations: fewer than "
+                f"{abs(steps)} revision(s) lie past {where}, where the database is, on the way to head"
             )
         return (rev,)
 

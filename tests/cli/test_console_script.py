@@ -111,3 +111,13 @@ def test_unreachable_database_hides_the_password(project: Path) -> None:
         assert len(errors) == 1, done.stderr
         assert errors[0].startswith("ERROR: ")
         assert "alice:***@" in errors[0]
+
+
+def test_init_names_the_example_tenants_file_it_wrote(tmp_path: Path) -> None:
+    run = subprocess.run(
+        [sys.executable, "-m", "asyncmigrate", "init", "-t", "multitenant", "migrations"],
+        cwd=tmp_path, capture_output=True, text=True, check=True,
+    )
+    example = tmp_path / "migrations" / "tenants.example.toml"
+    assert example.exists()
+    assert f"An example tenants file is in {example}" in run.stdout, run.stdout

@@ -241,3 +241,17 @@ def test_an_import_error_in_env_py_names_env_py_and_its_line(tmp_path: Path) -> 
     env.write_text("from logging.config import fileConfig\nimport no_such_module_xyz\n" + env.read_text())
     line = assert_one_line_error(run_asyncmigrate(project, "current"), "env.py line 2", "no_such_module_xyz")
     assert "ModuleNotFoundError" in line
+
+
+def test_a_relative_target_past_the_end_says_where_the_database_is(tmp_path: Path) -> None:
+    project = alembic_init(tmp_path, "generic")
+    write_history(project, [Rev("aaaa1111", None, message="one"), Rev("bbbb2222", "aaaa1111", message="two")])
+    assert run_asyncmigrate(project, "-q upgrade aaaa1111").code == 0
+    assert_one_line_error(
+        run_asyncmigrate(project, "upgrade +2"),
+        "Relative revision +2 didn't produce 2 migrations: fewer than 2 revision(s) lie past aaaa1111",
+    )
+    assert_one_line_error(
+        run_asyncmigrate(project, "downgrade -2"),
+        "Relative revision -2 didn't produce 2 migrations: fewer than 2 revision(s) lie below aaaa1111",
+    )

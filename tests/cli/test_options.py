@@ -205,3 +205,23 @@ def test_downgrade_by_a_relative_step(tmp_path: Path) -> None:
     refused = run_asyncmigrate(project, "stamp -1")
     assert refused.code != 0
     assert "'-1'" in refused.stderr
+
+
+@pytest.mark.parametrize(("args", "hint"), [
+    ("upgrade head --url sqlite:///x.db", "(asyncmigrate --url URL upgrade ...)"),
+    ("current -q", "(asyncmigrate -q current ...)"),
+    ("upgrade head -x a=b", "(asyncmigrate -x KEY=VALUE upgrade ...)"),
+])
+def test_an_option_of_the_tool_after_the_command_says_where_it_goes(
+    tmp_path: Path, args: str, hint: str
+) -> None:
+    project = alembic_init(tmp_path, "generic")
+    outcome = run_asyncmigrate(project, args)
+    assert outcome.code == 2, outcome  # a usage error, as click reports them
+    option = hint.split()[1]
+    assert f"Error: {option} is an option of asyncmigrate itself: give it before the command {hint}" in (
+        outcome.stderr
+    ), outcome.stderr
+    assert not (tmp_path / "x.db").exists()
+    # An option nobody has is still click's own error.
+    assert "No such option '--nope'" in run_asyncmigrate(project, "upgrade head --nope").stderr
