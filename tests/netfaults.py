@@ -24,7 +24,7 @@ class Proxy:
         self.accepted = 0
         self._stalled_up_to = 0  # connections accepted up to this count lose their answers
         self._drop_on: bytes | None = None
-        self._cut: tuple[tuple[bytes, ...], bool] | None = None
+        self._cut: tuple[bytes | None, bytes, bool] | None = None
         self._answer_lost: set[int] = set()  # connections whose next answer is lost
         self._writers: set[asyncio.StreamWriter] = set()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -57,15 +57,15 @@ class Proxy:
         """Abort the first connection whose client sends ``request`` (before it reaches the server)."""
         self._drop_on = request
 
-    def cut_at(self, *parts: bytes, reaches: bool) -> None:
-        """Cut the first connection whose client sends a request holding all ``parts``.
+    def cut_at(self, part: bytes, *, after: bytes, reaches: bool) -> None:
+        """Cut the first connection whose client sends ``part`` in a request after one holding ``after``.
 
         With ``reaches``, the request reaches the server and the server's answer
         is what gets lost (the connection is aborted when the answer comes);
         without, the request is lost. Either way the client sees its connection
         reset while it waits for the answer.
         """
-        self._cut = (parts, reaches)
+        self._cut = (after, part, reaches)
 
     def drop_all(self) -> int:
         """Abort every open connection, as a network reset or a server restart would."""
@@ -108,13 +108,15 @@ class Proxy:
                         up_writer.transport.abort()
                         return
                     cut = self._cut
-                    if not answers and cut is not None and all(part in data for part in cut[0]):
+                    if not answers and cut is not None and cut[0] is None and cut[1] in data:
                         self._cut = None
-                        if not cut[1]:
+                        if not cut[2]:
                             writer.transport.abort()
                             up_writer.transport.abort()
                             return
                         self._answer_lost.add(number)
+                    if not answers and cut is not None and cut[0] is not None and cut[0] in data:
+                        self._cut = (None, cut[1], cut[2])  # armed: the next request holding the part
                     if answers and number in self._answer_lost:  # the server answered: lose it
                         writer.transport.abort()
                         up_writer.transport.abort()

@@ -107,14 +107,14 @@ async def test_failing_migration_rolls_back_per_run(tmp_path: Path, sqlite_or_pg
 
 
 async def test_failing_migration_error_is_one_line(tmp_path: Path, sqlite_db: URL) -> None:
-    """A revision message spread over lines, and an error over lines: still one line."""
+    """A revision message spread over lines, and an error over lines: still one line, every line kept."""
     revs = [Rev("a1", None, "raise ValueError('first line\\nsecond line')",
                 message="Add things\nacross two lines", filename="a1_add_things.py")]
     config = make_project(tmp_path, revs, url=sqlite_db)
     with pytest.raises(MigrationError) as info:
         await command.upgrade(config, "head")
     assert str(info.value) == (
-        "upgrade <base> -> a1, Add things across two lines failed: ValueError: first line"
+        "upgrade <base> -> a1, Add things across two lines failed: ValueError: first line\\nsecond line"
         "; rolled back, the database is still at <base>"
     )
 

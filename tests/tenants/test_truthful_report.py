@@ -164,14 +164,15 @@ async def test_a_cancelled_run_still_records_what_committed(tmp_path: Path, pg_d
 async def test_a_commit_cut_off_before_its_answer_is_read_back_never_called_rolled_back(
     tmp_path: Path, pg_db: URL, reaches: bool
 ) -> None:
-    # r2's COMMIT travels with its version row; the connection is reset while the answer is due.
+    # The connection is reset while the answer to r2's COMMIT is due (the COMMIT travels with
+    # the version row where the driver folds them, alone otherwise).
     # Whether the server committed is then unknown to the client: the record says so, reads the
     # tenant back, and counts r2 as applied only when it did commit.
     from ..netfaults import proxy_to
 
     config = make_project(tmp_path, REVS, env_py=PER_MIGRATION_ENV)
     async with proxy_to(pg_db) as proxy:
-        proxy.cut_at(b"'r2'", b"COMMIT", reaches=reaches)
+        proxy.cut_at(b"COMMIT", after=b"'r2'", reaches=reaches)
         url = proxy.url(pg_db).render_as_string(hide_password=False)
         report = await migrate_tenants(config, [Tenant("cut", url, "tenant_cut")], "head")
     (record,) = report.results
