@@ -269,7 +269,7 @@ async def _import_revisions(scripts: Sequence[Script]) -> dict[str, Finding]:
             except Exception as exc:
                 message = mask_passwords_in((str(exc).strip().splitlines() or [type(exc).__name__])[0])
                 failed[revision.revision] = Finding(
-                    rule_id="AM004", severity=RULES["AM004"].severity,
+                    rule_id="AM006", severity=RULES["AM006"].severity,
                     message=f"the revision file cannot be imported: {message[:200]}",
                     revision=revision.revision, path=revision.path,
                 )
@@ -344,7 +344,7 @@ def _apply_suppressions(
             result.append(_with(finding, suppressed=marker.reason))
         else:
             result.append(finding)
-    incomplete = {f.path for f in findings if f.rule_id == "AM004"}
+    incomplete = {f.path for f in findings if f.rule_id in ("AM004", "AM006")}
     for marker in markers:
         partial = marker.path in incomplete or not complete
         result.extend(_marker_findings(marker, dialect, partial, scripts))

@@ -95,6 +95,15 @@ _CATALOGUE = (
         "Check the statement by hand, or suppress the line with a reason.",
     ),
     Rule(
+        "AM006", "revision-not-importable", Severity.ERROR, _ALL,
+        "The revision file cannot be imported (a syntax error, a failing import), so nothing in it "
+        "was checked.",
+        "A file Python cannot import cannot be linted, and upgrade, downgrade and every command that "
+        "runs it will fail on it the same way.",
+        "Fix the error the message names: the file must import before it can be checked or run.",
+        suppressible=False,
+    ),
+    Rule(
         "AM101", "create-index-non-concurrently", Severity.ERROR, _PG,
         "CREATE INDEX without CONCURRENTLY on an existing table.",
         "It takes a SHARE lock on the table for the whole index build: every INSERT, UPDATE and "

@@ -71,7 +71,7 @@ async def _compare(name: str) -> tuple[dict[tuple[str, str], int], int]:
         mine: dict[str, set[str]] = collections.defaultdict(set)
         for finding in report.active:
             mine[finding.revision or ""].add(finding.rule_id)
-        failed = {rev for rev, rules in mine.items() if "AM004" in rules}
+        failed = {rev for rev, rules in mine.items() if rules & {"AM004", "AM006"}}
         script = ScriptDirectory.from_config(config)
         owners: dict[tuple[str, int], str] = {}
         files = []

@@ -130,8 +130,23 @@ async def test_unimportable_revision_file_is_reported(tmp_path: Path) -> None:
                           url="postgresql://app@db/app")
     report = await lint(config, start="base")
     (failure,) = report.findings
-    assert failure.rule_id == "AM004"
+    # An error, not a warning: nothing in the file was checked, and every run of it fails.
+    assert (failure.rule_id, failure.severity) == ("AM006", Severity.ERROR)
     assert "cannot be imported" in failure.message
+    assert failure.rule.name == "revision-not-importable" and not failure.rule.suppressible
+
+    from asyncmigrate.cli import cli
+
+    from ..clirunner import cli_runner
+
+    import anyio
+
+    args = ["-c", str(tmp_path / "alembic.ini"), "lint", "--all"]
+    run = await anyio.to_thread.run_sync(lambda: cli_runner().invoke(cli, args))  # its own event loop
+    said = run.stdout + run.stderr
+    assert run.exit_code == 1, said
+    assert "error[AM006 revision-not-importable]" in said, said
+    assert "read the database" not in said  # AM004's explanation does not fit
 
 
 async def test_suppressions_and_their_mistakes(tmp_path: Path) -> None:
