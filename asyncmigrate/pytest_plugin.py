@@ -423,6 +423,7 @@ def pytest_collection_modifyitems(
     parent = _checks_parent(session, items)
     collector = ChecksCollector.from_parent(parent, name="asyncmigrate")
     entries = _configs(config)
+    checks: list[pytest.Item] = []
     for name in names:
         for entry in entries if len(entries) > 1 else [None]:
             label = name if entry is None else f"{name}[{entry}]"
@@ -430,7 +431,13 @@ def pytest_collection_modifyitems(
             item.add_marker(pytest.mark.asyncmigrate)
             if entry is not None:
                 item.add_marker(pytest.mark.asyncmigrate_config(entry))
-            items.append(item)
+            checks.append(item)
+    items.extend(checks)
+    # Reported as collected, as a file's tests are: "collected N items" and -k/-m's
+    # "M deselected / K selected" then count them.
+    session.ihook.pytest_collectreport(
+        report=pytest.CollectReport(collector.nodeid, "passed", None, list(checks))
+    )
 
 
 # -- housekeeping ----------------------------------------------------------------------------------
@@ -449,9 +456,20 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         url = explicit or loaded.database_url
         if url:
             targets.append((url, loaded))
+    config.stash[_SWEPT] = []
+    if not targets:
+        config.stash[_SWEPT_NOTE] = (
+            "asyncmigrate cleanup: nothing to sweep: no database URL (asyncmigrate_url, or "
+            "sqlalchemy.url in the project's config)"
+        )
+        return
     cache = getattr(config, "cache", None)
     if cache is None:
-        return  # no cache: no templates of earlier sessions to find either
+        config.stash[_SWEPT_NOTE] = (
+            "asyncmigrate cleanup: skipped: pytest's cache is off (-p no:cacheprovider), and the "
+            "templates of earlier sessions are found through it"
+        )
+        return
     cache_dir = Path(cache.mkdir("asyncmigrate"))
     swept: list[tuple[str, Sweep]] = []
     for target_url, loaded in targets:
@@ -465,6 +483,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 
 
 _SWEPT = pytest.StashKey[list[tuple[str, Sweep]]]()
+_SWEPT_NOTE = pytest.StashKey[str]()
 
 
 async def _cleanup(url: URL, config: Config, cache_dir: Path) -> Sweep:
@@ -477,6 +496,9 @@ async def _cleanup(url: URL, config: Config, cache_dir: Path) -> Sweep:
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
     """Report what ``--asyncmigrate-cleanup`` dropped and what it left to live sessions."""
+    note = config.stash.get(_SWEPT_NOTE, None)
+    if note is not None:
+        terminalreporter.write_line(note)
     for where, sweep in config.stash.get(_SWEPT, []):
         terminalreporter.write_line(
             f"asyncmigrate cleanup on {where}: dropped {len(sweep.dropped)} database(s)"
