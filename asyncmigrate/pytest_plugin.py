@@ -47,8 +47,9 @@ the fixtures runs once per configuration (or for the one named by
 from __future__ import annotations
 
 import os
+import tempfile
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -359,11 +360,43 @@ def _enabled_checks(config: pytest.Config) -> list[str]:
 
 
 class ChecksCollector(pytest.Collector):
-    """Hold the built-in checks' test items (they are made, not collected from files)."""
+    """Collect the built-in checks the project turned on: one item per check and configuration.
+
+    It sits in the deepest directory holding the session's other tests, so
+    the ``conftest.py`` files there apply to the checks; :class:`ChecksPlacement`
+    puts it there. Running a check is :func:`_check_function`'s job.
+    """
 
     def collect(self) -> list[pytest.Item | pytest.Collector]:
-        """Collect nothing: the plugin adds the items itself."""
-        return []
+        """Return the enabled checks' items, marked ``asyncmigrate`` (through this collector)."""
+        entries = _configs(self.config)
+        items: list[pytest.Item | pytest.Collector] = []
+        for name in _enabled_checks(self.config):
+            for entry in entries if len(entries) > 1 else [None]:
+                label = name if entry is None else f"{name}[{entry}]"
+                item = pytest.Function.from_parent(self, name=label, callobj=_check_function(name))
+                if entry is not None:
+                    item.add_marker(pytest.mark.asyncmigrate_config(entry))
+                items.append(item)
+        return items
+
+
+class ChecksPlacement(pytest.Collector):
+    """Collect, last in the session, the :class:`ChecksCollector` in the directory of the tests.
+
+    The session's own tests are collected by then (:func:`pytest_itemcollected`
+    recorded them), so the deepest directory holding them all is known.
+    """
+
+    def collect(self) -> list[pytest.Item | pytest.Collector]:
+        """Return the checks' collector, its parent the tests' directory (the session when none)."""
+        parent = _checks_parent(self.session, self.session.stash.get(_COLLECTED, []))
+        checks = ChecksCollector.from_parent(parent, name="asyncmigrate")
+        checks.add_marker(pytest.mark.asyncmigrate)
+        return [checks]
+
+
+_COLLECTED = pytest.StashKey[list[pytest.Item]]()
 
 
 def _check_function(name: str) -> Callable[..., None]:
@@ -409,45 +442,77 @@ def _checks_parent(session: pytest.Session, items: list[pytest.Item]) -> pytest.
     return session
 
 
-@pytest.hookimpl(tryfirst=True)
-def pytest_collection_modifyitems(
-    session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
-) -> None:
-    """Add the built-in checks the project turned on (before -k/-m deselect anything)."""
-    names = _enabled_checks(config)
-    if not names:
-        return
+@pytest.hookimpl(wrapper=True)
+def pytest_make_collect_report(
+    collector: pytest.Collector,
+) -> Generator[None, pytest.CollectReport, pytest.CollectReport]:
+    """Collect the built-in checks after the session's own tests, as collected items.
+
+    So they count in 'collected N items', ``-k``/``-m``/``--deselect`` pick
+    among them, and ``pytest_itemcollected`` sees them. Not when every
+    argument names single tests (``file.py::test``).
+    """
+    report = yield
+    if not isinstance(collector, pytest.Session) or not report.passed:
+        return report
+    config = collector.config
     args = [str(a) for a in config.args]
-    if args and all("::" in a for a in args):
-        return  # the user picked individual tests
-    parent = _checks_parent(session, items)
-    collector = ChecksCollector.from_parent(parent, name="asyncmigrate")
-    entries = _configs(config)
-    checks: list[pytest.Item] = []
-    for name in names:
-        for entry in entries if len(entries) > 1 else [None]:
-            label = name if entry is None else f"{name}[{entry}]"
-            item = pytest.Function.from_parent(collector, name=label, callobj=_check_function(name))
-            item.add_marker(pytest.mark.asyncmigrate)
-            if entry is not None:
-                item.add_marker(pytest.mark.asyncmigrate_config(entry))
-            checks.append(item)
-    items.extend(checks)
-    # Reported as collected, as a file's tests are: "collected N items" and -k/-m's
-    # "M deselected / K selected" then count them.
-    session.ihook.pytest_collectreport(
-        report=pytest.CollectReport(collector.nodeid, "passed", None, list(checks))
-    )
+    if not _enabled_checks(config) or (args and all("::" in a for a in args)):
+        return report
+    collector.stash[_COLLECTED] = []
+    report.result.append(ChecksPlacement.from_parent(collector, name="asyncmigrate-checks"))
+    return report
+
+
+def pytest_itemcollected(item: pytest.Item) -> None:
+    """Record the session's tests, to place the checks in their directory."""
+    collected = item.session.stash.get(_COLLECTED, None)
+    if collected is not None:
+        collected.append(item)
 
 
 # -- housekeeping ----------------------------------------------------------------------------------
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
-    """With ``--asyncmigrate-cleanup``, drop what ended sessions left before any test runs."""
+    """With ``--asyncmigrate-cleanup``, drop what ended sessions left before any test runs.
+
+    Servers are swept whether or not pytest's cache is on (their templates are
+    found on the server); SQLite's templates live in the cache, so without it
+    there is nothing of earlier sessions to find.
+    """
     config = session.config
     if not config.getoption("asyncmigrate_cleanup", default=False) or hasattr(config, "workerinput"):
         return
+    targets = _cleanup_targets(config)
+    config.stash[_SWEPT] = []
+    config.stash[_SWEPT_NOTES] = notes = []
+    if not targets:
+        notes.append(
+            "asyncmigrate cleanup: nothing to sweep: no database URL (asyncmigrate_url, or "
+            "sqlalchemy.url in the project's config)"
+        )
+        return
+    cache = getattr(config, "cache", None)
+    with tempfile.TemporaryDirectory(prefix="asyncmigrate-cleanup-") as scratch:
+        for target_url, loaded in targets:
+            async_url = to_async_url(target_url)
+            where = mask_password(async_url)
+            if cache is None and async_url.get_backend_name() == "sqlite":
+                notes.append(
+                    f"asyncmigrate cleanup: skipped: pytest's cache is off (-p no:cacheprovider), and "
+                    f"the SQLite templates of earlier sessions are found through it ({where})"
+                )
+                continue
+            cache_dir = Path(cache.mkdir("asyncmigrate")) if cache is not None else Path(scratch)
+            try:
+                config.stash[_SWEPT].append((where, anyio.run(_cleanup, async_url, loaded, cache_dir)))
+            except Exception as exc:
+                raise pytest.UsageError(f"asyncmigrate: cleanup of {where} failed: {exc}") from None
+
+
+def _cleanup_targets(config: pytest.Config) -> list[tuple[str | URL, Config]]:
+    """Return the database URL and config of each configuration (``--asyncmigrate-url`` first)."""
     targets: list[tuple[str | URL, Config]] = []
     explicit = _option(config, "asyncmigrate_url")
     entries: list[str | None] = [*_configs(config)] or [None]
@@ -456,34 +521,11 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         url = explicit or loaded.database_url
         if url:
             targets.append((url, loaded))
-    config.stash[_SWEPT] = []
-    if not targets:
-        config.stash[_SWEPT_NOTE] = (
-            "asyncmigrate cleanup: nothing to sweep: no database URL (asyncmigrate_url, or "
-            "sqlalchemy.url in the project's config)"
-        )
-        return
-    cache = getattr(config, "cache", None)
-    if cache is None:
-        config.stash[_SWEPT_NOTE] = (
-            "asyncmigrate cleanup: skipped: pytest's cache is off (-p no:cacheprovider), and the "
-            "templates of earlier sessions are found through it"
-        )
-        return
-    cache_dir = Path(cache.mkdir("asyncmigrate"))
-    swept: list[tuple[str, Sweep]] = []
-    for target_url, loaded in targets:
-        async_url = to_async_url(target_url)
-        try:
-            swept.append((mask_password(async_url), anyio.run(_cleanup, async_url, loaded, cache_dir)))
-        except Exception as exc:
-            where = mask_password(async_url)
-            raise pytest.UsageError(f"asyncmigrate: cleanup of {where} failed: {exc}") from None
-    config.stash[_SWEPT] = swept
+    return targets
 
 
 _SWEPT = pytest.StashKey[list[tuple[str, Sweep]]]()
-_SWEPT_NOTE = pytest.StashKey[str]()
+_SWEPT_NOTES = pytest.StashKey[list[str]]()
 
 
 async def _cleanup(url: URL, config: Config, cache_dir: Path) -> Sweep:
@@ -496,8 +538,7 @@ async def _cleanup(url: URL, config: Config, cache_dir: Path) -> Sweep:
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
     """Report what ``--asyncmigrate-cleanup`` dropped and what it left to live sessions."""
-    note = config.stash.get(_SWEPT_NOTE, None)
-    if note is not None:
+    for note in config.stash.get(_SWEPT_NOTES, []):
         terminalreporter.write_line(note)
     for where, sweep in config.stash.get(_SWEPT, []):
         terminalreporter.write_line(

@@ -16,6 +16,9 @@ from pathlib import Path
 
 import pytest
 
+from asyncmigrate import Config
+from asyncmigrate.integrations.testing.databases import project_key
+
 from .. import backends
 from ..project import Rev, make_project
 from .test_pytest_plugin import PG_SERVER, REVS, database_names, drop_templates
@@ -165,4 +168,39 @@ def test_leftovers_of_a_killed_session_are_dropped_never_a_live_ones(
         if live.poll() is None:
             os.killpg(live.pid, signal.SIGKILL)
             live.wait(30)
+        drop_templates(config, PG_SERVER)
+
+
+def templates_of(config: Config) -> list[str]:
+    import psycopg2
+
+    prefix = f"amtpl\\_{project_key(config, backends.server_url('postgresql'))}\\_%"
+    conn = psycopg2.connect(PG_SERVER.replace("+asyncpg", ""))
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT datname FROM pg_database WHERE datname LIKE %s", (prefix,))
+            return sorted(r[0] for r in cur.fetchall())
+    finally:
+        conn.close()
+
+
+@pytest.mark.postgresql
+def test_cleanup_drops_the_kept_template_also_with_the_cache_off(pytester: pytest.Pytester) -> None:
+    """The template a session keeps for the next one goes with --asyncmigrate-cleanup, which says so."""
+    backends.require("postgresql")
+    config = make_project(pytester.path, REVS, url=PG_SERVER)  # as DATABASE_URL=postgresql://...
+    pytester.makeini("[pytest]\nasyncio_mode = auto\nasyncio_default_fixture_loop_scope = function\n")
+    pytester.makepyfile(test_db="def test_db(asyncmigrate_db):\n    pass\n")
+    cleanup = ("-p", "no:cacheprovider", "--asyncmigrate-cleanup", "--co", "-q")
+    try:
+        pytester.runpytest_subprocess("-p", "no:cacheprovider").assert_outcomes(passed=1)
+        (kept,) = templates_of(config)
+        # A run of no test builds nothing: it leaves nothing of the project's on the server.
+        result = pytester.runpytest_subprocess(*cleanup)
+        dropped = f"asyncmigrate cleanup on postgresql*: dropped 1 database(s) ({kept});*"
+        result.stdout.fnmatch_lines([dropped])
+        assert templates_of(config) == []
+        result = pytester.runpytest_subprocess(*cleanup)
+        result.stdout.fnmatch_lines(["asyncmigrate cleanup on postgresql*: dropped 0 database(s);*"])
+    finally:
         drop_templates(config, PG_SERVER)

@@ -378,3 +378,55 @@ def test_docs_of_fixtures(pytester: pytest.Pytester) -> None:
         "*asyncmigrate_config*", "*asyncmigrate_url*", "*asyncmigrate_db*", "*asyncmigrate_runner*",
     ])
     assert "Yield a fresh database at the target revision" in result.stdout.str()
+
+
+TAG_EVERY_ITEM = """
+import pytest
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "tagged: every collected item")
+
+
+def pytest_itemcollected(item):
+    item.add_marker(pytest.mark.tagged)
+"""
+
+
+def test_builtin_checks_are_collected_and_counted(pytester: pytest.Pytester) -> None:
+    """The checks are collected items: the count, -k, -m, --deselect and xdist all see them."""
+    project(pytester, "asyncmigrate_checks = single_head upgrade lint\n")
+    pytester.makepyfile(test_placeholder="def test_one():\n    pass\n\n\ndef test_two():\n    pass\n")
+    result = pytester.runpytest_subprocess("-p", "no:xdist")
+    result.stdout.fnmatch_lines(["collected 5 items"])
+    result.assert_outcomes(passed=5)
+    result = pytester.runpytest_subprocess("-p", "no:xdist", "-k", "nothing_matches")
+    result.stdout.fnmatch_lines(["collected 5 items / 5 deselected / 0 selected"])
+    result = pytester.runpytest_subprocess("-p", "no:xdist", "-k", "upgrade or test_one")
+    result.stdout.fnmatch_lines(["collected 5 items / 3 deselected / 2 selected"])
+    result.assert_outcomes(passed=2)
+    result = pytester.runpytest_subprocess("-p", "no:xdist", "-m", "asyncmigrate")
+    result.stdout.fnmatch_lines(["collected 5 items / 2 deselected / 3 selected"])
+    result.assert_outcomes(passed=3)
+    result = pytester.runpytest_subprocess("-p", "no:xdist", "--deselect", "::asyncmigrate::lint")
+    result.stdout.fnmatch_lines(["collected 5 items / 1 deselected / 4 selected"])
+    result = pytester.runpytest_subprocess("-p", "no:xdist", "--co", "-q")
+    result.stdout.fnmatch_lines(["5 tests collected*"])
+    result = pytester.runpytest_subprocess("-p", "xdist", "-n", "2", "-p", "no:cacheprovider")
+    result.stdout.fnmatch_lines(["2 workers [[]5 items[]]"])
+    result.assert_outcomes(passed=5)
+    # Collected like any test: pytest_itemcollected sees them (a conftest tags every item).
+    pytester.makeconftest(TAG_EVERY_ITEM)
+    result = pytester.runpytest_subprocess("-p", "no:xdist", "-m", "tagged")
+    result.stdout.fnmatch_lines(["collected 5 items"])
+    result.assert_outcomes(passed=5)
+    (pytester.path / "conftest.py").unlink()
+    # A conftest.py next to the tests applies to the checks (they sit in the tests' directory).
+    pytester.mkpydir("sub")
+    (pytester.path / "test_placeholder.py").rename(pytester.path / "sub" / "test_placeholder.py")
+    (pytester.path / "sub" / "conftest.py").write_text(
+        "import pytest\n\n\n@pytest.fixture\n"
+        "def asyncmigrate_target():\n    raise RuntimeError('sub conftest')\n"
+    )
+    result = pytester.runpytest_subprocess("-p", "no:xdist", "-k", "upgrade")
+    result.stdout.fnmatch_lines(["collected 5 items / 4 deselected / 1 selected", "*sub conftest*"])
