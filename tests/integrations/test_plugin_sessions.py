@@ -171,6 +171,22 @@ def test_leftovers_of_a_killed_session_are_dropped_never_a_live_ones(
         drop_templates(config, PG_SERVER)
 
 
+def test_cleanup_always_says_what_it_did(pytester: pytest.Pytester) -> None:
+    make_project(pytester.path, REVS, url="")
+    pytester.makeini("[pytest]\nasyncio_mode = auto\nasyncio_default_fixture_loop_scope = function\n")
+    pytester.makepyfile(test_plain="def test_nothing():\n    pass\n")
+    result = pytester.runpytest_subprocess("--asyncmigrate-cleanup")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["asyncmigrate cleanup: nothing to sweep: no database URL*"])
+    (pytester.path / "alembic.ini").write_text(
+        (pytester.path / "alembic.ini").read_text().replace("sqlalchemy.url = ", "sqlalchemy.url = sqlite:///app.db")
+    )
+    result = pytester.runpytest_subprocess("--asyncmigrate-cleanup", "-p", "no:cacheprovider")
+    result.stdout.fnmatch_lines(["asyncmigrate cleanup: skipped: pytest's cache is off*"])
+    result = pytester.runpytest_subprocess("--asyncmigrate-cleanup")
+    result.stdout.fnmatch_lines(["asyncmigrate cleanup on sqlite*: dropped 0 database(s); 0 in use*"])
+
+
 def templates_of(config: Config) -> list[str]:
     import psycopg2
 
