@@ -47,6 +47,7 @@ from asyncmigrate.tenants import Tenant, TenantResult, migrate_tenants
 from ..backends import drop_mysql_databases
 from ..project import PER_MIGRATION_ENV, Rev, make_project
 from ..runtime.interruptions import SLEEPS, sqlite_rows_per_second
+from .test_jobs import _workers_in
 
 STEPS = 4
 ROUNDS = int(os.environ.get("ASYNCMIGRATE_CAMPAIGN", "0"))
@@ -167,30 +168,31 @@ async def _settled(pg: URL, mysql: URL, members: list[Member], within: float = 1
         await asyncio.sleep(0.1)
 
 
+#: What a server shows of a stopped run still at work: (label, query of one column), per backend.
+_BUSY = {
+    "postgresql": [
+        ("postgresql", "SELECT state || ': ' || query FROM pg_stat_activity WHERE datname = current_database() "
+                       "AND pid <> pg_backend_pid() AND state <> 'idle'"),
+        ("postgresql advisory lock of pid", "SELECT l.pid FROM pg_locks l JOIN pg_database d ON d.oid = "
+                                            "l.database WHERE l.locktype = 'advisory' AND d.datname = current_database()"),
+    ],
+    "mysql": [
+        ("mysql", "SELECT CONCAT(command, ': ', COALESCE(info, '')) FROM information_schema.processlist "
+                  "WHERE db LIKE CONCAT(DATABASE(), '%') AND id <> CONNECTION_ID() AND command <> 'Sleep'"),
+    ],
+}
+
+
 async def _server_work(pg: URL, mysql: URL) -> list[str]:
     found: list[str] = []
-    engine = create_async_engine(pg, poolclass=NullPool)
-    try:
-        async with engine.connect() as conn:
-            found += [f"postgresql: {r[0]}" for r in await conn.execute(text(
-                "SELECT state || ': ' || query FROM pg_stat_activity WHERE datname = current_database() "
-                "AND pid <> pg_backend_pid() AND state <> 'idle'"
-            ))]
-            found += [f"postgresql advisory lock of pid {r[0]}" for r in await conn.execute(text(
-                "SELECT l.pid FROM pg_locks l JOIN pg_database d ON d.oid = l.database "
-                "WHERE l.locktype = 'advisory' AND d.datname = current_database()"
-            ))]
-    finally:
-        await engine.dispose()
-    engine = create_async_engine(mysql, poolclass=NullPool)
-    try:
-        async with engine.connect() as conn:
-            found += [f"mysql: {r[0]}" for r in await conn.execute(text(
-                "SELECT CONCAT(command, ': ', COALESCE(info, '')) FROM information_schema.processlist "
-                "WHERE db LIKE CONCAT(DATABASE(), '%') AND id <> CONNECTION_ID() AND command <> 'Sleep'"
-            ))]
-    finally:
-        await engine.dispose()
+    for url in (pg, mysql):
+        engine = create_async_engine(url, poolclass=NullPool)
+        try:
+            async with engine.connect() as conn:
+                for label, sql in _BUSY[url.get_backend_name()]:
+                    found += [f"{label}: {r[0]}" for r in await conn.execute(text(sql))]
+        finally:
+            await engine.dispose()
     return found
 
 
@@ -279,18 +281,6 @@ def _tenants_file(root: Path, members: list[Member]) -> None:
             lines.append(f'schema = "{m.schema}"')
         lines.append("")
     (root / "tenants.toml").write_text("\n".join(lines), encoding="utf-8")
-
-
-def _workers_in(root: Path) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if Path(os.readlink(entry / "cwd")) == root and b"--jobs-worker" in (entry / "cmdline").read_bytes():
-                    found.append(int(entry.name))
-            except OSError:
-                continue
-    return found
 
 
 CASES = [(name, jobs, seed) for seed in range(ROUNDS or 1)
