@@ -44,12 +44,7 @@ from sqlalchemy.sql.expression import Executable
 from .._greenlet import await_in_loop, run_shielded, sleep, to_thread
 from ..ddl import impl_for_dialect
 from ..events import StepEvent
-from ..exceptions import (
-    CommandError,
-    ConfigError,
-    MigrationError,
-    VersionTableError,
-)
+from ..exceptions import CommandError, ConfigError, MigrationError, VersionTableError
 from ..masking import get_logger
 from ..revision.graph import recorded_heads
 from ..revision.plan import MigrationStep, RevisionStep, VersionChange

@@ -465,7 +465,7 @@ def _what_the_steps_did(steps: _Steps) -> str:
         said += f"; the step in flight was interrupted: {steps.failed}"
     elif steps.in_flight:
         said += "; the step in flight was interrupted"
-    if not steps.applied:
+    if not steps.applied and not steps.in_doubt:
         said += "; nothing was committed"
     return said
 

@@ -186,3 +186,15 @@ async def test_a_commit_cut_off_before_its_answer_is_read_back_never_called_roll
     assert error.endswith(
         "read back: it committed, the tenant stands at r2" if reaches else "read back: the tenant stands at r1"
     ), error
+
+
+def test_a_commit_in_doubt_is_never_called_nothing_committed() -> None:
+    # One transaction for the run, cut off while committing: nothing is known to have committed,
+    # and nothing may be said to have not.
+    from asyncmigrate.tenants.attempt import _cancelled_message, _Steps
+
+    said = _cancelled_message(_Steps(started=True, in_doubt=["r0", "r1"]))
+    assert said == (
+        "cancelled while migrating; the COMMIT of r0, r1 was cut off before the answer, so whether it "
+        "committed is unknown"
+    )
