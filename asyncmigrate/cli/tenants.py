@@ -14,6 +14,7 @@ import click
 
 from ..config import Config, missing_url_error
 from ..exceptions import ConfigError
+from ..lines import printable
 from ..signals import StopSignals, signal_name
 from .params import Seconds
 
@@ -330,13 +331,6 @@ def _heads(heads: tuple[str, ...] | None) -> str:
     if heads is None:
         return "unknown"
     return ", ".join(heads) or "base"
-
-
-def printable(text: str) -> str:
-    """One inert line of text: control characters escaped (see :func:`asyncmigrate.tenants.printable`)."""
-    from ..tenants import printable as escape
-
-    return escape(text)
 
 
 def _cell(text: str) -> Any:

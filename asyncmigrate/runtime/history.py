@@ -271,7 +271,7 @@ class HistoryTable:
         :param driver: send the statement through the driver's short path where it has one.
         """
         if connection.dialect.name in ("mysql", "mariadb"):
-            expect_existing(self.name)  # the server's note that it exists is no news
+            expect_existing("table", self.name)  # the server's note that it exists is no news
         if driver is not None and driver.raw_statements:
             driver.run(Statement(self.create_sql(connection.dialect)))
         else:

@@ -563,7 +563,7 @@ class MigrationContext:
                 "CREATE DATABASE IF NOT EXISTS {}"
             )
             if name != "postgresql":
-                expect_existing(schema)
+                expect_existing("database", schema)
             statements.append(create.format(quoted))
         statements.append(use.format(quoted))
         driver = self.driver

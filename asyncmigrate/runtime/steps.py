@@ -145,10 +145,7 @@ class StepLedger:
         may have committed, never that it rolled back.
         """
         record.duration = time.perf_counter() - record.started
-        message = (
-            f"{record.description}: its COMMIT was cut off before the answer, "
-            "so whether it committed is unknown"
-        )
+        message = _in_doubt(record)
         if exc is not None:
             message += f" ({type(exc).__name__}: {first_line(exc)})"
         self._emit(record.event("in_doubt", message))
@@ -160,10 +157,7 @@ class StepLedger:
         """The transaction holding the pending steps was cut off while committing: they may have committed."""
         pending, self._pending = self._pending, []
         for record in pending:
-            self._emit(record.event(
-                "in_doubt", f"{record.description}: its transaction's COMMIT was cut off before the answer, "
-                "so whether it committed is unknown",
-            ))
+            self._emit(record.event("in_doubt", _in_doubt(record)))
 
     @property
     def pending(self) -> bool:
@@ -173,6 +167,14 @@ class StepLedger:
     def _emit(self, event: StepEvent) -> None:
         if self._on_step is not None:
             self._on_step(event)
+
+
+def _in_doubt(record: StepRecord) -> str:
+    """What a step in doubt is: its transaction's COMMIT left without an answer."""
+    return (
+        f"{record.description}: its transaction's COMMIT was cut off before the answer, "
+        "so whether it committed is unknown"
+    )
 
 
 def describe(step: MigrationStep) -> str:

@@ -483,6 +483,6 @@ def _result(tenant: Tenant, status: TenantStatus, **kw: Any) -> TenantResult:
 
 
 def one_line(exc: BaseException) -> str:
-    """The first line of ``exc``'s message, passwords masked."""
+    """``exc``'s message as one line (every line kept, breaks escaped), passwords masked."""
     text_ = str(exc).strip()
     return mask_passwords_in(lines.one_line(text_) if text_ else type(exc).__name__)

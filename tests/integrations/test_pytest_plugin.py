@@ -398,24 +398,21 @@ def test_builtin_checks_are_collected_and_counted(pytester: pytest.Pytester) -> 
     """The checks are collected items: the count, -k, -m, --deselect and xdist all see them."""
     project(pytester, "asyncmigrate_checks = single_head upgrade lint\n")
     pytester.makepyfile(test_placeholder="def test_one():\n    pass\n\n\ndef test_two():\n    pass\n")
-    result = pytester.runpytest_subprocess("-p", "no:xdist")
-    result.stdout.fnmatch_lines(["collected 5 items"])
-    result.assert_outcomes(passed=5)
-    result = pytester.runpytest_subprocess("-p", "no:xdist", "-k", "nothing_matches")
-    result.stdout.fnmatch_lines(["collected 5 items / 5 deselected / 0 selected"])
-    result = pytester.runpytest_subprocess("-p", "no:xdist", "-k", "upgrade or test_one")
-    result.stdout.fnmatch_lines(["collected 5 items / 3 deselected / 2 selected"])
-    result.assert_outcomes(passed=2)
-    result = pytester.runpytest_subprocess("-p", "no:xdist", "-m", "asyncmigrate")
-    result.stdout.fnmatch_lines(["collected 5 items / 2 deselected / 3 selected"])
-    result.assert_outcomes(passed=3)
-    result = pytester.runpytest_subprocess("-p", "no:xdist", "--deselect", "::asyncmigrate::lint")
-    result.stdout.fnmatch_lines(["collected 5 items / 1 deselected / 4 selected"])
-    result = pytester.runpytest_subprocess("-p", "no:xdist", "--co", "-q")
-    result.stdout.fnmatch_lines(["5 tests collected*"])
-    result = pytester.runpytest_subprocess("-p", "xdist", "-n", "2", "-p", "no:cacheprovider")
-    result.stdout.fnmatch_lines(["2 workers [[]5 items[]]"])
-    result.assert_outcomes(passed=5)
+    runs: list[tuple[tuple[str, ...], str, int | None]] = [  # arguments, the count line, tests passed
+        (("-p", "no:xdist"), "collected 5 items", 5),
+        (("-p", "no:xdist", "-k", "nothing_matches"), "collected 5 items / 5 deselected / 0 selected", None),
+        (("-p", "no:xdist", "-k", "upgrade or test_one"), "collected 5 items / 3 deselected / 2 selected", 2),
+        (("-p", "no:xdist", "-m", "asyncmigrate"), "collected 5 items / 2 deselected / 3 selected", 3),
+        (("-p", "no:xdist", "--deselect", "::asyncmigrate::lint"),
+         "collected 5 items / 1 deselected / 4 selected", None),
+        (("-p", "no:xdist", "--co", "-q"), "5 tests collected*", None),
+        (("-p", "xdist", "-n", "2", "-p", "no:cacheprovider"), "2 workers [[]5 items[]]", 5),
+    ]
+    for args, count_line, passed in runs:
+        result = pytester.runpytest_subprocess(*args)
+        result.stdout.fnmatch_lines([count_line])
+        if passed is not None:
+            result.assert_outcomes(passed=passed)
     # Collected like any test: pytest_itemcollected sees them (a conftest tags every item).
     pytester.makeconftest(TAG_EVERY_ITEM)
     result = pytester.runpytest_subprocess("-p", "no:xdist", "-m", "tagged")

@@ -18,16 +18,18 @@ from __future__ import annotations
 
 import logging
 import re
+from typing import Literal
 
 __all__ = ["expect_existing"]
 
 _EXISTS_NOTE = re.compile(r"Table '([^']*)' already exists|Can't create database '([^']*)'; database exists")
-_EXPECTED: set[str] = set()
+#: (kind, name) of what asyncmigrate creates with IF NOT EXISTS: ``table`` or ``database``.
+_EXPECTED: set[tuple[str, str]] = set()
 
 
-def expect_existing(name: str) -> None:
-    """asyncmigrate creates ``name`` (a table, a database) with ``IF NOT EXISTS``: its note is noise."""
-    _EXPECTED.add(name)
+def expect_existing(kind: Literal["table", "database"], name: str) -> None:
+    """asyncmigrate creates the table or database ``name`` with ``IF NOT EXISTS``: its note is noise."""
+    _EXPECTED.add((kind, name))
 
 
 class _ExpectedNotes(logging.Filter):
@@ -38,7 +40,10 @@ class _ExpectedNotes(logging.Filter):
         if "ignored for PRIMARY key" in message:
             return False
         found = _EXISTS_NOTE.search(message)
-        return found is None or (found.group(1) or found.group(2)) not in _EXPECTED
+        if found is None:
+            return True
+        table, database = found.groups()
+        return (("table", table) if table is not None else ("database", database)) not in _EXPECTED
 
 
 if not any(isinstance(f, _ExpectedNotes) for f in logging.getLogger("asyncmy").filters):
